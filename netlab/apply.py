@@ -1,0 +1,178 @@
+"""Apply: walk plan steps against the kernel, undoing what this run made if one fails.
+
+Executors are registered per step type (`@executor("veth")`); the Context hands them one
+netlink socket per namespace, opened on this thread while inside that namespace (DESIGN.md:
+0.5 ms, versus 14 ms for IPRoute(netns=...), which forks).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+from typing import Callable, Iterable
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from . import kernel
+from .errors import ApplyError
+from .plan import Namespace, Step
+
+MARK_PREFIX = "netlab:"
+GONE = {errno.ENODEV, errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL}
+
+
+class Executor:
+    def create(self, ctx: Context, step: Step) -> None:
+        raise NotImplementedError
+
+    def delete(self, ctx: Context, step: Step) -> None:
+        raise NotImplementedError
+
+
+EXECUTORS: dict[str, Executor] = {}
+
+
+def executor(type_name: str) -> Callable:
+    def register(cls):
+        EXECUTORS[type_name] = cls()
+        return cls
+    return register
+
+
+def mark(lab: str, node: str | None) -> str:
+    """The ownership mark netlab writes on `lo` of every namespace it makes."""
+    return f"{MARK_PREFIX}{lab}:{node or ''}"
+
+
+class Progress:
+    """'nodes 120/1000' on a terminal for big labs; silent otherwise."""
+
+    def __init__(self, total: int, label: str = "nodes", stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = total > 20 and self.stream.isatty()
+        self.total, self.done, self.label, self._last = total, 0, label, 0.0
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.enabled and (now - self._last > 0.1 or self.done == self.total):
+            self._last = now
+            self.stream.write(f"\r{self.label} {self.done}/{self.total}")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+class Context:
+    """What executors share during one run: the lab, sockets and fds per namespace."""
+
+    def __init__(self, lab: str, extras: dict | None = None):
+        self.lab = lab
+        self.extras = extras if extras is not None else {}   # feature state saved with the lab
+        self._sockets: dict[str, IPRoute] = {}
+        self._fds: dict[str, int] = {}
+        self.indexes: dict[tuple[str, str], int] = {}
+        self.progress: Progress | None = None
+
+    def adopt(self, ns: str, ipr: IPRoute) -> None:
+        """Keep a socket that was opened inside `ns` (e.g. right after creating it)."""
+        self._sockets[ns] = ipr
+
+    def ipr(self, ns: str) -> IPRoute:
+        sock = self._sockets.get(ns)
+        if sock is None:
+            with kernel.entered(ns):
+                sock = IPRoute()
+            self._sockets[ns] = sock
+        return sock
+
+    def fd(self, ns: str) -> int:
+        fd = self._fds.get(ns)
+        if fd is None:
+            fd = self._fds[ns] = os.open(kernel.netns_path(ns), os.O_RDONLY | os.O_CLOEXEC)
+        return fd
+
+    def index(self, ns: str, ifname: str) -> int:
+        key = (ns, ifname)
+        if key not in self.indexes:
+            self.indexes[key] = self.ipr(ns).link("get", ifname=ifname)[0]["index"]
+        return self.indexes[key]
+
+    def forget(self, ns: str) -> None:
+        sock = self._sockets.pop(ns, None)
+        if sock is not None:
+            sock.close()
+        fd = self._fds.pop(ns, None)
+        if fd is not None:
+            os.close(fd)
+        self.indexes = {k: v for k, v in self.indexes.items() if k[0] != ns}
+
+    def close(self) -> None:
+        for ns in list(self._sockets) + list(self._fds):
+            self.forget(ns)
+
+
+def describe_error(err: BaseException) -> str:
+    if isinstance(err, NetlinkError):
+        return f"{os.strerror(err.code)} (netlink error {err.code})"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror if not err.filename else f"{err.strerror}: {err.filename}"
+    return str(err) or type(err).__name__
+
+
+def is_gone(err: BaseException) -> bool:
+    return isinstance(err, (NetlinkError, OSError)) and getattr(err, "code", getattr(err, "errno", None)) in GONE
+
+
+def run(ctx: Context, deletes: Iterable[Step], creates: Iterable[Step]) -> list[Step]:
+    """Delete, then create. On a failure, undo the creations of this run (newest first)
+    and raise ApplyError naming the step. Returns the steps created."""
+    deleted_ns: set[str] = set()
+    for s in deletes:
+        if getattr(s, "ns", None) in deleted_ns:
+            continue
+        delete_step(ctx, s)
+        if isinstance(s, Namespace):
+            deleted_ns.add(s.ns)
+    done: list[Step] = []
+    try:
+        for s in creates:
+            EXECUTORS[s.type].create(ctx, s)
+            done.append(s)
+            if ctx.progress and isinstance(s, Namespace) and s.node:
+                ctx.progress.tick()
+    except BaseException as err:
+        undo(ctx, done)
+        if isinstance(err, ApplyError):
+            raise
+        if isinstance(err, KeyboardInterrupt):
+            raise ApplyError("interrupted; undid what this run had made") from None
+        raise ApplyError(f"{s.describe().split(None, 1)[0]} {s.describe().split(None, 1)[1]}: "
+                         f"{describe_error(err)}") from err
+    return done
+
+
+def undo(ctx: Context, done: list[Step]) -> None:
+    deleted_ns: set[str] = set()
+    for s in reversed(done):
+        if getattr(s, "ns", None) in deleted_ns:
+            continue
+        try:
+            delete_step(ctx, s)
+        except Exception:
+            pass
+        if isinstance(s, Namespace):
+            deleted_ns.add(s.ns)
+
+
+def delete_step(ctx: Context, s: Step) -> None:
+    ns = getattr(s, "ns", None)
+    if ns is not None and not isinstance(s, Namespace) and not kernel.netns_exists(ns):
+        return
+    try:
+        EXECUTORS[s.type].delete(ctx, s)
+    except Exception as err:
+        if not is_gone(err):
+            raise ApplyError(f"removing {s.describe()}: {describe_error(err)}") from err

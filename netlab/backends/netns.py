@@ -1,0 +1,47 @@
+"""Node runtimes: a namespace node, made in-process; container nodes plug in here too."""
+from __future__ import annotations
+
+from pyroute2 import IPRoute
+
+from .. import kernel
+from ..apply import Context, Executor, executor, mark
+from ..errors import ApplyError
+from ..plan import Namespace
+
+RUNTIMES: dict[str, object] = {}   # "container" -> runtime with create/delete/present
+
+
+def configure_inside(step: Namespace, lab: str) -> IPRoute:
+    """Settings made from inside a fresh namespace: returns a socket bound to it."""
+    ipr = IPRoute()
+    ipr.link("set", index=1, state="up", ifalias=mark(lab, step.node))
+    if step.role == "router":
+        kernel.write_sysctl("net.ipv4.ip_forward", "1")
+    if step.role == "lab":
+        # bridges forward IPv6 frames without addresses of their own: no DAD/MLD noise
+        kernel.write_sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+        kernel.write_sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+    return ipr
+
+
+@executor("netns")
+class NamespaceExecutor(Executor):
+    def create(self, ctx: Context, step: Namespace) -> None:
+        if step.image:
+            runtime = RUNTIMES.get("container")
+            if runtime is None:
+                raise ApplyError(f"node {step.node}: container nodes need the docker runtime")
+            runtime.create(ctx, step)
+            return
+        try:
+            with kernel.created(step.ns):
+                ctx.adopt(step.ns, configure_inside(step, ctx.lab))
+        except FileExistsError:
+            raise ApplyError(f"namespace {step.ns} already exists and is not part of this lab "
+                             f"(remove it, or rename the lab)") from None
+
+    def delete(self, ctx: Context, step: Namespace) -> None:
+        ctx.forget(step.ns)
+        if step.image and "container" in RUNTIMES:
+            RUNTIMES["container"].delete(ctx, step)
+        kernel.delete(step.ns)

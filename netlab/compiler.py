@@ -1,0 +1,303 @@
+"""Compile a Topology into a Plan: addressing, interface naming, MTU, gateways, routes.
+
+Pure: no root, no kernel, no docker. The same topology always gives the same plan.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+
+from . import features
+from .model import Node, Topology
+from .plan import Address, Bridge, Namespace, Plan, Route, Veth
+
+
+@dataclass
+class Iface:
+    node: str
+    ifname: str
+    index: int
+    segment: str                        # network name, or "link:<i>" for a p2p link
+    subnet: ipaddress.IPv4Network | None
+    address: ipaddress.IPv4Address | None
+    mtu: int | None
+
+    @property
+    def cidr(self) -> str | None:
+        return f"{self.address}/{self.subnet.prefixlen}" if self.address else None
+
+
+@dataclass
+class Compiled:
+    """What the compiler worked out; feature compilers read it to add their steps."""
+    topo: Topology
+    ifaces: dict[str, list[Iface]] = field(default_factory=dict)
+    gateways: dict[str, str | None] = field(default_factory=dict)
+    routes: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+    def address_of(self, node: str, segment: str | None = None) -> ipaddress.IPv4Address | None:
+        """A node's address on a segment, or its first address."""
+        for iface in self.ifaces.get(node, []):
+            if iface.address and (segment is None or iface.segment == segment):
+                return iface.address
+        return None
+
+
+def interface_index(ifname: str, taken: set[int]) -> int:
+    """A stable ifindex for an interface inside its node: ethN -> N+2 (lo is 1), other
+    names a hash. Fixed indexes let apply address an interface without looking it up."""
+    if ifname.startswith("eth") and ifname[3:].isdigit() and int(ifname[3:]) < 1000:
+        index = int(ifname[3:]) + 2
+    else:
+        index = 2000 + zlib.crc32(ifname.encode()) % 1_000_000
+    while index in taken:
+        index += 1
+    taken.add(index)
+    return index
+
+
+def port_name(node: str, ifname: str) -> str:
+    """The bridge-side name of a node's veth, unique inside the lab namespace."""
+    name = f"{node}.{ifname}"
+    if len(name) <= 15:
+        return name
+    return "x." + hashlib.sha1(name.encode()).hexdigest()[:12]
+
+
+def assign_addresses(topo: Topology, compiled: Compiled) -> None:
+    taken: dict[str, set] = {}
+    for net in topo.networks.values():
+        taken[net.name] = {a.address for n in topo.nodes.values() for a in n.attachments
+                           if a.network == net.name and a.address is not None}
+    free = {name: _free_hosts(net.subnet, taken[name])
+            for name, net in topo.networks.items() if net.subnet is not None}
+    for node in topo.nodes.values():
+        used: set[int] = set()
+        ifaces = compiled.ifaces.setdefault(node.name, [])
+        for att in node.attachments:
+            net = topo.networks[att.network]
+            address = att.address
+            if address is None and net.subnet is not None:
+                address = next(free[att.network])
+            ifaces.append(Iface(node.name, att.ifname, interface_index(att.ifname, used),
+                                att.network, net.subnet, address, net.mtu))
+        compiled.ifaces[node.name] = ifaces
+    # p2p links: .1 and .2 (the first two usable addresses) in endpoint order
+    indexes = {name: {i.index for i in ifaces} for name, ifaces in compiled.ifaces.items()}
+    for i, link in enumerate(topo.links):
+        hosts = list(_first_hosts(link.subnet, 2)) if link.subnet else [None, None]
+        for end, address in zip(link.endpoints, hosts):
+            compiled.ifaces[end.node].append(
+                Iface(end.node, end.ifname, interface_index(end.ifname, indexes[end.node]),
+                      f"link:{i}", link.subnet, address, link.mtu))
+
+
+def _free_hosts(subnet: ipaddress.IPv4Network, taken: set):
+    for host in (subnet.hosts() if subnet.prefixlen < 31 else iter(subnet)):
+        if host not in taken:
+            yield host
+
+
+def _first_hosts(subnet: ipaddress.IPv4Network, count: int):
+    hosts = subnet.hosts() if subnet.prefixlen < 31 else iter(subnet)
+    for _ in range(count):
+        yield next(hosts)
+
+
+def resolve_gateways(topo: Topology, compiled: Compiled) -> None:
+    for net in topo.networks.values():
+        gateway = net.gateway
+        if gateway is None and net.subnet is not None:
+            routers = [n.name for n in topo.nodes.values() if n.is_router
+                       and any(a.network == net.name for a in n.attachments)]
+            gateway = routers[0] if len(routers) == 1 else None
+        compiled.gateways[net.name] = gateway
+
+
+def compute_routes(topo: Topology, compiled: Compiled) -> None:
+    """Static routes so every lab subnet is reachable from every node (shortest paths
+    through routers; ties broken by name so the plan is stable)."""
+    segments: dict[str, list[Iface]] = {}
+    for ifaces in compiled.ifaces.values():
+        for iface in ifaces:
+            if iface.subnet is not None and iface.address is not None:
+                segments.setdefault(iface.segment, []).append(iface)
+    subnet_of = {seg: members[0].subnet for seg, members in segments.items()}
+    routers = sorted(n.name for n in topo.nodes.values() if n.is_router)
+    router_set = set(routers)
+    attached = {node: {i.segment for i in ifaces if i.segment in segments}
+                for node, ifaces in compiled.ifaces.items()}
+
+    # neighbours: router -> [(neighbour router, its address, my dev)]
+    neighbours: dict[str, list[tuple[str, str, str]]] = {r: [] for r in routers}
+    for seg, members in segments.items():
+        for mine in members:
+            if mine.node not in router_set:
+                continue
+            for other in members:
+                if other.node != mine.node and other.node in router_set:
+                    neighbours[mine.node].append((other.node, str(other.address), mine.ifname))
+    for r in routers:
+        neighbours[r].sort()
+
+    # per router: distance (in router hops) and first hop to every router
+    dist: dict[str, dict[str, int]] = {}
+    first_hop: dict[str, dict[str, tuple[str, str]]] = {}
+    for r in routers:
+        d, hop = {r: 0}, {}
+        queue = deque([r])
+        while queue:
+            cur = queue.popleft()
+            for nb, via, dev in neighbours[cur]:
+                if nb not in d:
+                    d[nb] = d[cur] + 1
+                    hop[nb] = (via, dev) if cur == r else hop[cur]
+                    queue.append(nb)
+        dist[r], first_hop[r] = d, hop
+
+    def router_cost(r: str, seg: str) -> tuple[int, str] | None:
+        """(hops, attached router) for the best way from router r to segment seg."""
+        best = None
+        for x in routers:
+            if seg in attached[x] and x in dist[r]:
+                cand = (dist[r][x], x)
+                best = cand if best is None or cand < best else best
+        return best
+
+    cost_cache: dict[tuple[str, str], tuple[int, str] | None] = {}
+
+    def cached_cost(r: str, seg: str):
+        if (r, seg) not in cost_cache:
+            cost_cache[(r, seg)] = router_cost(r, seg)
+        return cost_cache[(r, seg)]
+
+    for node in topo.nodes.values():
+        routes: list[tuple[str, str, str]] = []
+        mine = {i.segment: i for i in compiled.ifaces[node.name] if i.segment in segments}
+        default = None
+        if node.is_router:
+            for seg in sorted(segments):
+                if seg in mine:
+                    continue
+                best = cached_cost(node.name, seg)
+                if best is None:
+                    continue
+                via, dev = first_hop[node.name][best[1]]
+                routes.append((str(subnet_of[seg]), via, dev))
+            for seg, iface in mine.items():
+                gw = compiled.gateways.get(seg)
+                if gw and gw != node.name and default is None:
+                    default = (compiled.address_of(gw, seg), iface.ifname)
+        else:
+            for iface in compiled.ifaces[node.name]:
+                gw = compiled.gateways.get(iface.segment)
+                if gw and gw != node.name and iface.segment in mine:
+                    default = (compiled.address_of(gw, iface.segment), iface.ifname)
+                    break
+            if routers:
+                routes = _host_routes(node, mine, segments, subnet_of, default, compiled, cached_cost)
+        if default is not None:
+            routes.insert(0, ("default", str(default[0]), default[1]))
+        compiled.routes[node.name] = routes
+
+
+def _host_routes(node, mine, segments, subnet_of, default, compiled, cost):
+    routes = []
+    default_via = str(default[0]) if default else None
+    for seg in sorted(segments):
+        if seg in mine:
+            continue
+        options = []
+        for my_seg, iface in mine.items():
+            for other in segments[my_seg]:
+                if other.node == node.name or not compiled.topo.nodes[other.node].is_router:
+                    continue
+                c = 0 if seg in {i.segment for i in compiled.ifaces[other.node]} else None
+                if c is None:
+                    best = cost(other.node, seg)
+                    c = None if best is None else best[0] + 1
+                if c is not None:
+                    via = str(other.address)
+                    options.append((c, via != default_via, other.node, via, iface.ifname))
+        if not options:
+            continue
+        c, not_default, _, via, dev = min(options)
+        if via != default_via:
+            routes.append((str(subnet_of[seg]), via, dev))
+    return routes
+
+
+def compile_topology(topo: Topology) -> tuple[Plan, Compiled]:
+    compiled = Compiled(topo)
+    assign_addresses(topo, compiled)
+    resolve_gateways(topo, compiled)
+    compute_routes(topo, compiled)
+    plan = Plan(lab=topo.name)
+    _emit_core_steps(topo, compiled, plan)
+    for hook in features.compilers():
+        hook(topo, compiled, plan)
+    plan.meta = _meta(topo, compiled)
+    return plan, compiled
+
+
+def _emit_core_steps(topo: Topology, compiled: Compiled, plan: Plan) -> None:
+    lab_ns = topo.switch_netns
+    if topo.networks:
+        plan.add(Namespace(ns=lab_ns, node=None, role="lab"))
+        for net in topo.networks.values():
+            plan.add(Bridge(ns=lab_ns, name=net.name, mtu=net.mtu))
+    late_routes = []
+    for node in topo.nodes.values():
+        ns = topo.netns(node.name)
+        plan.add(Namespace(ns=ns, node=node.name, role=node.kind, image=node.image,
+                           container=_container_spec(node) if node.is_container else None))
+        bridged = set()
+        for iface in compiled.ifaces[node.name]:
+            if iface.segment.startswith("link:"):
+                continue
+            bridged.add(iface.ifname)
+            plan.add(Veth(ns=ns, ifname=iface.ifname, index=iface.index, peer_ns=lab_ns,
+                          peer=port_name(node.name, iface.ifname), master=iface.segment,
+                          mtu=iface.mtu, alias=f"{node.name}:{iface.ifname}"))
+            if iface.cidr:
+                plan.add(Address(ns=ns, ifname=iface.ifname, cidr=iface.cidr))
+        for dst, via, dev in compiled.routes[node.name]:
+            route = Route(ns=ns, dst=dst, via=via, dev=dev)
+            (plan.add(route) if dev in bridged else late_routes.append(route))
+    for i, link in enumerate(topo.links):
+        a, b = link.endpoints
+        ia = _iface(compiled, a.node, a.ifname)
+        ib = _iface(compiled, b.node, b.ifname)
+        plan.add(Veth(ns=topo.netns(a.node), ifname=a.ifname, index=ia.index,
+                      peer_ns=topo.netns(b.node), peer=b.ifname, mtu=link.mtu))
+        for end, iface in ((a, ia), (b, ib)):
+            if iface.cidr:
+                plan.add(Address(ns=topo.netns(end.node), ifname=end.ifname, cidr=iface.cidr))
+    for route in late_routes:
+        plan.add(route)
+
+
+def _iface(compiled: Compiled, node: str, ifname: str) -> Iface:
+    return next(i for i in compiled.ifaces[node] if i.ifname == ifname)
+
+
+def _container_spec(node: Node) -> dict:
+    return {"cmd": node.cmd, "env": node.env, "binds": node.binds, "exec": node.exec,
+            "privileged": node.privileged, "cap_add": node.cap_add}
+
+
+def _meta(topo: Topology, compiled: Compiled) -> dict:
+    return {
+        "domain": topo.domain,
+        "source": topo.source,
+        "networks": {n.name: {"subnet": str(n.subnet) if n.subnet else None,
+                              "gateway": compiled.gateways.get(n.name), "mtu": n.mtu}
+                     for n in topo.networks.values()},
+        "nodes": {n.name: {"kind": n.kind, "ns": topo.netns(n.name), "image": n.image,
+                           "interfaces": [{"ifname": i.ifname, "segment": i.segment,
+                                           "address": i.cidr} for i in compiled.ifaces[n.name]]}
+                  for n in topo.nodes.values()},
+    }

@@ -1,0 +1,36 @@
+"""The one place where feature stages (NAT/firewall, DNS, services, tunnels, faults,
+checks) register their validation and compile hooks, so the core stays unaware of them.
+
+A validator is `fn(topo, problems)`; a compiler is `fn(topo, compiled, builder)` and adds
+steps to the plan. Each feature module appears once in FEATURE_MODULES.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+FEATURE_MODULES: list[str] = []
+
+
+def _hooks(name: str) -> list[Callable]:
+    hooks = []
+    for module_name in FEATURE_MODULES:
+        module = importlib.import_module(module_name)
+        hook = getattr(module, name, None)
+        if hook is not None:
+            hooks.append(hook)
+    return hooks
+
+
+def hooks(name: str) -> list[Callable]:
+    """Hooks of one name: after_up(ctx, plan, topo), teardown(lab, plan, extras),
+    status(entry, state)."""
+    return _hooks(name)
+
+
+def validators() -> list[Callable]:
+    return _hooks("validate")
+
+
+def compilers() -> list[Callable]:
+    return _hooks("compile")

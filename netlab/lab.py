@@ -1,0 +1,187 @@
+"""Lab operations: up (deploy or reconcile), down, destroy --all, status.
+
+These tie the stages together: compile -> diff against state -> apply -> save state.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+
+from . import apply, backends, features, kernel, reconcile, state  # noqa: F401 (backends registers)
+from .compiler import compile_topology
+from .errors import ApplyError
+from .model import Topology
+from .plan import Namespace, Plan
+from .state import LabState
+
+
+@dataclass
+class UpResult:
+    lab: str
+    created: int
+    deleted: int
+    seconds: float
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.deleted)
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise ApplyError(f"netlab {what} needs root (it creates network namespaces); run it with sudo")
+
+
+def _namespaces(plan: Plan) -> list[Namespace]:
+    return [s for s in plan.steps if isinstance(s, Namespace)]
+
+
+def _missing(plan: Plan) -> set[tuple]:
+    """Keys of namespaces the state lists that are no longer there (or whose container
+    was restarted): reconcile re-creates them and what lives in them."""
+    missing = set()
+    runtime = backends.netns.RUNTIMES.get("container")
+    for s in _namespaces(plan):
+        present = kernel.netns_exists(s.ns)
+        if present and s.image and runtime is not None:
+            present = runtime.present(s)
+        if not present:
+            missing.add(s.key)
+    return missing
+
+
+def up(topo: Topology) -> UpResult:
+    require_root("up")
+    started = time.monotonic()
+    plan, _ = compile_topology(topo)
+    old = LabState.load(topo.name)
+    if old is not None and old.status == "up":
+        deletes, creates = reconcile.diff(old.plan, plan, _missing(old.plan))
+        extras = old.extras
+    else:
+        if old is not None:          # a deploy that died part-way: clear it first
+            down(topo.name)
+        deletes, creates = [], list(plan.steps)
+        extras = {}
+        LabState(topo.name, "deploying", plan, topo.source).save()
+    ctx = apply.Context(topo.name, extras)
+    ctx.progress = apply.Progress(sum(1 for s in creates if isinstance(s, Namespace) and s.node))
+    try:
+        apply.run(ctx, deletes, creates)
+        for hook in features.hooks("after_up"):
+            hook(ctx, plan, topo)
+    except BaseException:
+        if old is None or old.status != "up":
+            _remove_everything(topo.name, plan, ctx)
+        elif deletes:
+            # what this run deleted is gone: the state keeps only what still exists
+            gone = {s.key for s in deletes}
+            old.plan.steps = [s for s in old.plan.steps if s.key not in gone]
+            old.save()
+        raise
+    finally:
+        ctx.close()
+    LabState(topo.name, "up", plan, topo.source, extras=ctx.extras).save()
+    return UpResult(topo.name, len(creates), len(deletes), time.monotonic() - started)
+
+
+def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = None) -> None:
+    """Remove a lab's objects: feature teardown, processes inside its namespaces,
+    containers, namespaces, then its state. Uses the plan, plus ownership marks."""
+    ctx = ctx or apply.Context(lab)
+    namespaces = _namespaces(plan) if plan else []
+    saved = LabState.load(lab)
+    extras = saved.extras if saved else {}
+    for hook in features.hooks("teardown"):
+        hook(lab, plan, extras)
+    names = {s.ns for s in namespaces} | set(find_marked_namespaces().get(lab, []))
+    inodes = {i for i in (kernel.netns_inode(n) for n in names) if i is not None}
+    for pid in kernel.pids_in_netns(inodes):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    runtime = backends.netns.RUNTIMES.get("container")
+    if runtime is not None:
+        runtime.remove_lab(lab)
+    for name in sorted(names):
+        ctx.forget(name)
+        kernel.delete(name)
+    state.remove(lab)
+
+
+def down(lab: str) -> bool:
+    """Remove every object of a lab. True if there was anything to remove."""
+    require_root("down")
+    st = LabState.load(lab)
+    marked = find_marked_namespaces().get(lab, [])
+    runtime = backends.netns.RUNTIMES.get("container")
+    containers = runtime.lab_containers(lab) if runtime is not None else []
+    if st is None and not marked and not containers:
+        return False
+    _remove_everything(lab, st.plan if st else None)
+    return True
+
+
+def find_marked_namespaces() -> dict[str, list[str]]:
+    """Namespaces whose `lo` carries netlab's mark, by lab: found without any state."""
+    found: dict[str, list[str]] = {}
+    for name in kernel.list_netns():
+        if "-" not in name or kernel.netns_inode(name) is None:
+            continue
+        try:
+            with kernel.entered(name):
+                ipr = IPRoute()
+            try:
+                alias = ipr.link("get", index=1)[0].get_attr("IFLA_IFALIAS") or ""
+            finally:
+                ipr.close()
+        except OSError:
+            continue
+        if alias.startswith(apply.MARK_PREFIX):
+            lab = alias[len(apply.MARK_PREFIX):].split(":", 1)[0]
+            found.setdefault(lab, []).append(name)
+    return found
+
+
+def destroy_all() -> list[str]:
+    """Remove every lab on the host: from state, marks and container labels."""
+    require_root("destroy")
+    labs = set(state.list_labs()) | set(find_marked_namespaces())
+    runtime = backends.netns.RUNTIMES.get("container")
+    if runtime is not None:
+        labs |= set(runtime.all_labs())
+    for lab in sorted(labs):
+        down(lab)
+    # state directories of labs that left nothing else behind
+    for lab in state.list_labs():
+        state.remove(lab)
+    return sorted(labs)
+
+
+def status(lab: str | None = None) -> list[dict]:
+    """Labs with their nodes, addresses and health (namespace present, container running)."""
+    labs = [lab] if lab else state.list_labs()
+    result = []
+    for name in labs:
+        st = LabState.load(name)
+        if st is None:
+            continue
+        missing = _missing(st.plan)
+        nodes = []
+        for node, info in st.plan.meta.get("nodes", {}).items():
+            healthy = ("netns", info["ns"]) not in missing
+            nodes.append({"name": node, "kind": info["kind"], "image": info.get("image"),
+                          "netns": info["ns"], "healthy": healthy,
+                          "interfaces": info["interfaces"]})
+        entry = {"lab": name, "status": st.status, "source": st.source,
+                 "healthy": st.status == "up" and not missing, "nodes": nodes,
+                 "networks": st.plan.meta.get("networks", {})}
+        for hook in features.hooks("status"):
+            hook(entry, st)
+        result.append(entry)
+    return result

@@ -1,0 +1,365 @@
+"""Load a topology file into the typed model, reporting every problem with its location.
+
+Nothing here touches the host: bad input becomes a TopologyError with one line per problem.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+import yaml
+
+from . import features
+from .errors import Problems, TopologyError
+from .model import Attachment, Endpoint, Link, Network, Node, Topology
+
+LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+OBJ_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+NET_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,14}$")
+IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+TOP_KEYS = {"name", "domain", "defaults", "networks", "nodes", "links",
+            "tunnels", "faults", "checks", "dns"}
+NETWORK_KEYS = {"subnet", "gateway", "mtu", "subnet6"}
+NODE_KEYS = {"kind", "image", "cmd", "env", "binds", "exec", "privileged", "cap_add",
+             "networks", "nat", "firewall", "services"}
+LINK_KEYS = {"endpoints", "subnet", "mtu"}
+KINDS = ("host", "router", "container")
+RESERVED_IFNAMES = {"lo"}
+
+
+def load_file(path: str) -> Topology:
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise TopologyError([f"{path}: cannot read: {e.strerror}"]) from None
+    topo = load_text(text, source=path)
+    topo.source = path
+    return topo
+
+
+def load_text(text: str, source: str = "<topology>") -> Topology:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise TopologyError([f"{where}: invalid YAML: {problem}"]) from None
+    if raw is None:
+        raise TopologyError([f"{source}: the file is empty"])
+    if not isinstance(raw, dict):
+        raise TopologyError([f"{source}: a topology is a mapping with name, networks and nodes"])
+    return build(raw)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", int: "a number",
+            bool: "true/false", float: "a number", type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def _unknown_keys(where: str, data: dict, allowed: set[str], problems: Problems) -> None:
+    for key in data:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            problems.add(f"{prefix}{key}", f"unknown field (expected one of: {', '.join(sorted(allowed))})")
+
+
+def _mapping(where: str, value: Any, problems: Problems) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(where, f"must be a mapping, not {_type_name(value)}")
+        return {}
+    return value
+
+
+def _subnet(where: str, value: Any, problems: Problems) -> ipaddress.IPv4Network | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add(where, f"must be an IPv4 CIDR like 10.0.0.0/24, not {_type_name(value)}")
+        return None
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        problems.add(where, f"'{value}' is not a valid CIDR (like 10.0.0.0/24)")
+        return None
+    if net.version != 4:
+        problems.add(where, f"'{value}' is not IPv4 (IPv6 goes in subnet6)")
+        return None
+    if str(net) != value and "/" in value:
+        problems.add(where, f"'{value}' has host bits set; did you mean {net}?")
+        return None
+    if "/" not in value:
+        problems.add(where, f"'{value}' needs a prefix length (like {value}/24)")
+        return None
+    return net
+
+
+def _mtu(where: str, value: Any, problems: Problems) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 68 <= value <= 65535:
+        problems.add(where, f"must be a whole number from 68 to 65535, not {value!r}")
+        return None
+    return value
+
+
+def _str_list(where: str, value: Any, problems: Problems) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        problems.add(where, f"must be a list of strings, not {_type_name(value)}")
+        return []
+    return [str(v) for v in value]
+
+
+def build(raw: dict) -> Topology:
+    problems = Problems()
+    _unknown_keys("", raw, TOP_KEYS, problems)
+
+    name = raw.get("name")
+    if name is None:
+        problems.add("name", "required (a short lab name like 'branch')")
+        name = "lab"
+    elif not isinstance(name, str) or not LAB_NAME.match(name):
+        problems.add("name", f"{name!r} must match ^[a-z][a-z0-9-]{{0,11}}$ (lowercase, at most 12 characters)")
+        name = "lab"
+    domain = raw.get("domain", f"{name}.lab")
+    if not isinstance(domain, str) or not DOMAIN.match(domain):
+        problems.add("domain", f"{domain!r} is not a valid DNS domain")
+        domain = f"{name}.lab"
+
+    topo = Topology(name=name, domain=domain)
+    _load_networks(topo, _mapping("networks", raw.get("networks"), problems), problems)
+    defaults = _mapping("defaults", raw.get("defaults"), problems)
+    _unknown_keys("defaults", defaults, NODE_KEYS - {"networks"}, problems)
+    _load_nodes(topo, _mapping("nodes", raw.get("nodes"), problems), defaults, problems)
+    if not topo.nodes and "nodes" in raw and not problems:
+        problems.add("nodes", "a lab needs at least one node")
+    _load_links(topo, raw.get("links"), problems)
+    for key in ("tunnels", "checks"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, list):
+            problems.add(key, f"must be a list, not {_type_name(value)}")
+        else:
+            setattr(topo, key, value or [])
+    topo.faults = _mapping("faults", raw.get("faults"), problems)
+    topo.dns = raw.get("dns")
+
+    if not problems:
+        _check_addresses(topo, problems)
+        _check_gateways(topo, problems)
+    if not problems:
+        for validate in features.validators():
+            validate(topo, problems)
+    problems.raise_if_any()
+    return topo
+
+
+def _load_networks(topo: Topology, raw: dict, problems: Problems) -> None:
+    for net_name, spec in raw.items():
+        where = f"networks.{net_name}"
+        if not isinstance(net_name, str) or not NET_NAME.match(net_name) or net_name in RESERVED_IFNAMES:
+            problems.add(where, "a network name must match ^[a-z][a-z0-9_-]{0,14}$")
+            continue
+        spec = _mapping(where, spec, problems)
+        _unknown_keys(where, spec, NETWORK_KEYS, problems)
+        gateway = spec.get("gateway")
+        if gateway is not None and not isinstance(gateway, str):
+            problems.add(f"{where}.gateway", f"must be a node name, not {_type_name(gateway)}")
+            gateway = None
+        topo.networks[net_name] = Network(
+            name=net_name,
+            subnet=_subnet(f"{where}.subnet", spec.get("subnet"), problems),
+            gateway=gateway,
+            mtu=_mtu(f"{where}.mtu", spec.get("mtu"), problems),
+            subnet6=spec.get("subnet6"),
+        )
+
+
+def _load_nodes(topo: Topology, raw: dict, defaults: dict, problems: Problems) -> None:
+    for node_name, spec in raw.items():
+        where = f"nodes.{node_name}"
+        if not isinstance(node_name, str) or not OBJ_NAME.match(node_name):
+            problems.add(where, "a node name must match ^[a-z][a-z0-9-]{0,31}$")
+            continue
+        spec = _mapping(where, spec, problems)
+        _unknown_keys(where, spec, NODE_KEYS, problems)
+        merged = {**defaults, **spec}
+        node = Node(name=node_name)
+        kind = merged.get("kind", "host")
+        if kind not in KINDS:
+            problems.add(f"{where}.kind", f"unknown kind {kind!r} (expected host, router or container)")
+            kind = "host"
+        image = merged.get("image")
+        if image is not None and not isinstance(image, str):
+            problems.add(f"{where}.image", f"must be an image name, not {_type_name(image)}")
+            image = None
+        if kind == "container" and not image:
+            problems.add(f"{where}.image", "a container node needs an image")
+        node.kind = "router" if kind == "router" else "host"
+        node.image = image
+        if "cmd" in merged:
+            cmd = merged["cmd"]
+            node.cmd = cmd.split() if isinstance(cmd, str) else _str_list(f"{where}.cmd", cmd, problems)
+        env = _mapping(f"{where}.env", merged.get("env"), problems)
+        node.env = {str(k): str(v) for k, v in env.items()}
+        node.binds = _str_list(f"{where}.binds", merged.get("binds"), problems)
+        node.exec = _str_list(f"{where}.exec", merged.get("exec"), problems)
+        node.cap_add = _str_list(f"{where}.cap_add", merged.get("cap_add"), problems)
+        privileged = merged.get("privileged", False)
+        if not isinstance(privileged, bool):
+            problems.add(f"{where}.privileged", "must be true or false")
+        node.privileged = privileged is True
+        node.nat = merged.get("nat")
+        node.firewall = merged.get("firewall")
+        services = merged.get("services")
+        if services is not None and not isinstance(services, list):
+            problems.add(f"{where}.services", f"must be a list, not {_type_name(services)}")
+        else:
+            node.services = services or []
+        _load_attachments(topo, node, spec.get("networks"), where, problems)
+        topo.nodes[node_name] = node
+
+
+def _load_attachments(topo: Topology, node: Node, raw: Any, where: str, problems: Problems) -> None:
+    if raw is None:
+        return
+    if isinstance(raw, list):
+        items = [(n, None) for n in raw]
+    elif isinstance(raw, dict):
+        items = list(raw.items())
+    else:
+        problems.add(f"{where}.networks", f"must be a list of networks or a mapping network: address, not {_type_name(raw)}")
+        return
+    seen = set()
+    for position, (net_name, address) in enumerate(items):
+        at = f"{where}.networks.{net_name}" if isinstance(raw, dict) else f"{where}.networks[{position}]"
+        if not isinstance(net_name, str) or net_name not in topo.networks:
+            problems.add(at, f"unknown network {net_name!r}")
+            continue
+        if net_name in seen:
+            problems.add(at, f"network {net_name!r} listed twice")
+            continue
+        seen.add(net_name)
+        fixed = None
+        if address is not None:
+            try:
+                fixed = ipaddress.IPv4Address(str(address).split("/")[0])
+            except ValueError:
+                problems.add(at, f"{address!r} is not an IPv4 address")
+        node.attachments.append(Attachment(network=net_name, ifname=f"eth{len(node.attachments)}", address=fixed))
+
+
+def _load_links(topo: Topology, raw: Any, problems: Problems) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, list):
+        problems.add("links", f"must be a list, not {_type_name(raw)}")
+        return
+    for i, spec in enumerate(raw):
+        where = f"links[{i}]"
+        if not isinstance(spec, dict):
+            problems.add(where, f"must be a mapping with endpoints, not {_type_name(spec)}")
+            continue
+        _unknown_keys(where, spec, LINK_KEYS, problems)
+        ends = spec.get("endpoints")
+        if not isinstance(ends, list) or len(ends) != 2:
+            problems.add(f"{where}.endpoints", "must list exactly two endpoints like [r1:eth1, r2:eth1]")
+            continue
+        endpoints = []
+        for j, end in enumerate(ends):
+            at = f"{where}.endpoints[{j}]"
+            if not isinstance(end, str) or end.count(":") != 1:
+                problems.add(at, f"{end!r} must be NODE:INTERFACE like r1:eth1")
+                continue
+            node, ifname = end.split(":")
+            if node not in topo.nodes:
+                problems.add(at, f"unknown node {node!r}")
+                continue
+            if not IFNAME.match(ifname) or ifname in RESERVED_IFNAMES:
+                problems.add(at, f"interface name {ifname!r} is invalid (1 to 15 letters, digits, '_', '-', '.')")
+                continue
+            endpoints.append(Endpoint(node, ifname))
+        subnet = _subnet(f"{where}.subnet", spec.get("subnet"), problems)
+        if subnet is not None and subnet.num_addresses < 2:
+            problems.add(f"{where}.subnet", f"{subnet} is too small for two endpoints")
+        mtu = _mtu(f"{where}.mtu", spec.get("mtu"), problems)
+        if len(endpoints) == 2:
+            if endpoints[0].node == endpoints[1].node and endpoints[0].ifname == endpoints[1].ifname:
+                problems.add(f"{where}.endpoints", "a link needs two different endpoints")
+                continue
+            topo.links.append(Link(endpoints=(endpoints[0], endpoints[1]), subnet=subnet, mtu=mtu))
+    _check_interface_names(topo, raw, problems)
+
+
+def _check_interface_names(topo: Topology, raw: list, problems: Problems) -> None:
+    used: dict[tuple[str, str], str] = {}
+    for node in topo.nodes.values():
+        for att in node.attachments:
+            used[(node.name, att.ifname)] = f"network {att.network}"
+    for i, link in enumerate(topo.links):
+        for j, end in enumerate(link.endpoints):
+            key = (end.node, end.ifname)
+            if key in used:
+                problems.add(f"links[{i}].endpoints[{j}]",
+                             f"interface {end.node}:{end.ifname} is already used by {used[key]}")
+            used[key] = f"links[{i}]"
+
+
+def _check_addresses(topo: Topology, problems: Problems) -> None:
+    spans = [(f"networks.{n.name}.subnet", n.subnet) for n in topo.networks.values() if n.subnet]
+    spans += [(f"links[{i}].subnet", l.subnet) for i, l in enumerate(topo.links) if l.subnet]
+    for a in range(len(spans)):
+        for b in range(a + 1, len(spans)):
+            if spans[a][1].overlaps(spans[b][1]):
+                problems.add(spans[b][0], f"{spans[b][1]} overlaps {spans[a][1]} ({spans[a][0]})")
+
+    owners: dict = {}
+    for net in topo.networks.values():
+        members = [(node, att) for node in topo.nodes.values() for att in node.attachments if att.network == net.name]
+        if net.subnet is None:
+            for node, att in members:
+                if att.address is not None:
+                    problems.add(f"nodes.{node.name}.networks.{net.name}",
+                                 f"address {att.address} given but network {net.name} has no subnet")
+            continue
+        usable = net.subnet.num_addresses - (2 if net.subnet.prefixlen < 31 else 0)
+        if len(members) > usable:
+            problems.add(f"networks.{net.name}.subnet",
+                         f"{net.subnet} has room for {usable} addresses but {len(members)} nodes attach to it")
+        for node, att in members:
+            if att.address is None:
+                continue
+            where = f"nodes.{node.name}.networks.{net.name}"
+            if att.address not in net.subnet:
+                problems.add(where, f"address {att.address} is outside {net.subnet}")
+            elif net.subnet.prefixlen < 31 and att.address in (net.subnet.network_address, net.subnet.broadcast_address):
+                problems.add(where, f"address {att.address} is the network or broadcast address of {net.subnet}")
+            elif att.address in owners:
+                problems.add(where, f"address {att.address} is already used by {owners[att.address]}")
+            else:
+                owners[att.address] = f"nodes.{node.name}.networks.{net.name}"
+
+
+def _check_gateways(topo: Topology, problems: Problems) -> None:
+    for net in topo.networks.values():
+        if net.gateway is None:
+            continue
+        where = f"networks.{net.name}.gateway"
+        node = topo.nodes.get(net.gateway)
+        if node is None:
+            problems.add(where, f"unknown node {net.gateway!r}")
+        elif not any(a.network == net.name for a in node.attachments):
+            problems.add(where, f"node {net.gateway!r} is not on network {net.name}")
+        elif not node.is_router:
+            problems.add(where, f"node {net.gateway!r} is not a router (give it kind: router)")
+        elif net.subnet is None:
+            problems.add(where, f"network {net.name} has no subnet, so it cannot have a gateway")
