@@ -157,6 +157,8 @@ class Plan:
         end of a veth without knowing which side created it."""
         if isinstance(s, Veth):
             return [("iface", s.ns, s.ifname), ("iface", s.peer_ns, s.peer)]
+        if isinstance(s, Bridge):
+            return [("iface", s.ns, s.name)]
         return list(getattr(s, "provides", ()))
 
     def render(self) -> str:
