@@ -54,10 +54,21 @@ def _missing(plan: Plan) -> set[tuple]:
     return missing
 
 
+def _refuse_foreign_namespaces(lab: str, plan: Plan) -> None:
+    """Before a fresh deploy: every namespace the plan names must be free, so a failed
+    deploy can remove what it planned without touching anything it did not make."""
+    taken = [s.ns for s in _namespaces(plan) if kernel.netns_exists(s.ns)]
+    if taken:
+        raise ApplyError(f"namespace {taken[0]} already exists and is not part of lab {lab} "
+                         f"(remove it, or rename the lab)")
+
+
 def up(topo: Topology) -> UpResult:
     require_root("up")
     started = time.monotonic()
     plan, _ = compile_topology(topo)
+    for hook in features.hooks("preflight"):
+        hook(topo, plan)
     old = LabState.load(topo.name)
     if old is not None and old.status == "up":
         deletes, creates = reconcile.diff(old.plan, plan, _missing(old.plan))
@@ -65,6 +76,7 @@ def up(topo: Topology) -> UpResult:
     else:
         if old is not None:          # a deploy that died part-way: clear it first
             down(topo.name)
+        _refuse_foreign_namespaces(topo.name, plan)
         deletes, creates = [], list(plan.steps)
         extras = {}
         LabState(topo.name, "deploying", plan, topo.source).save()

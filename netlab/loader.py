@@ -284,6 +284,9 @@ def _load_links(topo: Topology, raw: Any, problems: Problems) -> None:
             if node not in topo.nodes:
                 problems.add(at, f"unknown node {node!r}")
                 continue
+            if len(ifname) > 15:
+                problems.add(at, f"interface name {ifname!r} is longer than 15 characters")
+                continue
             if not IFNAME.match(ifname) or ifname in RESERVED_IFNAMES:
                 problems.add(at, f"interface name {ifname!r} is invalid (1 to 15 letters, digits, '_', '-', '.')")
                 continue
@@ -296,27 +299,27 @@ def _load_links(topo: Topology, raw: Any, problems: Problems) -> None:
             if endpoints[0].node == endpoints[1].node and endpoints[0].ifname == endpoints[1].ifname:
                 problems.add(f"{where}.endpoints", "a link needs two different endpoints")
                 continue
-            topo.links.append(Link(endpoints=(endpoints[0], endpoints[1]), subnet=subnet, mtu=mtu))
-    _check_interface_names(topo, raw, problems)
+            topo.links.append(Link(endpoints=(endpoints[0], endpoints[1]), subnet=subnet, mtu=mtu, position=i))
+    _check_interface_names(topo, problems)
 
 
-def _check_interface_names(topo: Topology, raw: list, problems: Problems) -> None:
+def _check_interface_names(topo: Topology, problems: Problems) -> None:
     used: dict[tuple[str, str], str] = {}
     for node in topo.nodes.values():
         for att in node.attachments:
             used[(node.name, att.ifname)] = f"network {att.network}"
-    for i, link in enumerate(topo.links):
+    for link in topo.links:
         for j, end in enumerate(link.endpoints):
             key = (end.node, end.ifname)
             if key in used:
-                problems.add(f"links[{i}].endpoints[{j}]",
+                problems.add(f"links[{link.position}].endpoints[{j}]",
                              f"interface {end.node}:{end.ifname} is already used by {used[key]}")
-            used[key] = f"links[{i}]"
+            used[key] = f"links[{link.position}]"
 
 
 def _check_addresses(topo: Topology, problems: Problems) -> None:
     spans = [(f"networks.{n.name}.subnet", n.subnet) for n in topo.networks.values() if n.subnet]
-    spans += [(f"links[{i}].subnet", l.subnet) for i, l in enumerate(topo.links) if l.subnet]
+    spans += [(f"links[{l.position}].subnet", l.subnet) for l in topo.links if l.subnet]
     for a in range(len(spans)):
         for b in range(a + 1, len(spans)):
             if spans[a][1].overlaps(spans[b][1]):

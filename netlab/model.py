@@ -66,6 +66,7 @@ class Link:
     endpoints: tuple[Endpoint, Endpoint]
     subnet: IPv4Net | None = None
     mtu: int | None = None
+    position: int = 0                   # its index in the file's links list, for messages
 
 
 @dataclass

@@ -15,8 +15,9 @@ def configure_inside(step: Namespace, lab: str) -> IPRoute:
     """Settings made from inside a fresh namespace: returns a socket bound to it."""
     ipr = IPRoute()
     ipr.link("set", index=1, state="up", ifalias=mark(lab, step.node))
-    if step.role == "router":
-        kernel.write_sysctl("net.ipv4.ip_forward", "1")
+    # IPv4 settings of a new namespace are inherited from the host's (Docker turns
+    # forwarding on there), so set forwarding explicitly: only routers forward.
+    kernel.write_sysctl("net.ipv4.ip_forward", "1" if step.role == "router" else "0")
     if step.role == "lab":
         # bridges forward IPv6 frames without addresses of their own: no DAD/MLD noise
         kernel.write_sysctl("net.ipv6.conf.all.disable_ipv6", "1")
