@@ -1,0 +1,1 @@
+"""netlab: container network labs from a YAML topology."""
