@@ -101,16 +101,17 @@ def up(topo: Topology) -> UpResult:
     return UpResult(topo.name, len(creates), len(deletes), time.monotonic() - started)
 
 
-def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = None) -> None:
+def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = None,
+                       marked: list[str] = ()) -> None:
     """Remove a lab's objects: feature teardown, processes inside its namespaces,
     containers, namespaces, then its state. Uses the plan, plus ownership marks."""
     ctx = ctx or apply.Context(lab)
-    namespaces = _namespaces(plan) if plan else []
     saved = LabState.load(lab)
     extras = saved.extras if saved else {}
     for hook in features.hooks("teardown"):
         hook(lab, plan, extras)
-    names = {s.ns for s in namespaces} | set(find_marked_namespaces().get(lab, []))
+    names = {s.ns for s in _namespaces(plan)} if plan else set()
+    names |= set(marked)
     inodes = {i for i in (kernel.netns_inode(n) for n in names) if i is not None}
     for pid in kernel.pids_in_netns(inodes):
         try:
@@ -126,16 +127,20 @@ def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = 
     state.remove(lab)
 
 
-def down(lab: str) -> bool:
-    """Remove every object of a lab. True if there was anything to remove."""
+def down(lab: str, marked: list[str] | None = None) -> bool:
+    """Remove every object of a lab. True if there was anything to remove.
+
+    With state, the plan names every namespace the lab has (also while deploying);
+    without it, namespaces are found by their ownership marks (`marked`, or a scan)."""
     require_root("down")
     st = LabState.load(lab)
-    marked = find_marked_namespaces().get(lab, [])
+    if st is None and marked is None:
+        marked = find_marked_namespaces().get(lab, [])
     runtime = backends.netns.RUNTIMES.get("container")
     containers = runtime.lab_containers(lab) if runtime is not None else []
     if st is None and not marked and not containers:
         return False
-    _remove_everything(lab, st.plan if st else None)
+    _remove_everything(lab, st.plan if st else None, marked=marked or [])
     return True
 
 
@@ -163,12 +168,13 @@ def find_marked_namespaces() -> dict[str, list[str]]:
 def destroy_all() -> list[str]:
     """Remove every lab on the host: from state, marks and container labels."""
     require_root("destroy")
-    labs = set(state.list_labs()) | set(find_marked_namespaces())
+    marks = find_marked_namespaces()
+    labs = set(state.list_labs()) | set(marks)
     runtime = backends.netns.RUNTIMES.get("container")
     if runtime is not None:
         labs |= set(runtime.all_labs())
     for lab in sorted(labs):
-        down(lab)
+        down(lab, marks.get(lab, []))
     # state directories of labs that left nothing else behind
     for lab in state.list_labs():
         state.remove(lab)

@@ -36,7 +36,7 @@ def isolated(script: str) -> subprocess.CompletedProcess:
 def test_destroy_all_after_kill_9_during_up():
     result = isolated("""
         netlab generate lan --hosts 300 --name core-kill > /tmp/core-kill.$$.yml
-        netlab up /tmp/core-kill.$$.yml >/dev/null 2>&1 &
+        "$PYTHON" -m netlab up /tmp/core-kill.$$.yml >/dev/null 2>&1 &
         pid=$!
         for _ in $(seq 1 400); do
           [ "$(ls /run/netns | wc -l)" -ge 60 ] && break
