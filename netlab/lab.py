@@ -101,6 +101,12 @@ def up(topo: Topology) -> UpResult:
     return UpResult(topo.name, len(creates), len(deletes), time.monotonic() - started)
 
 
+def _may_have_containers(plan: Plan | None) -> bool:
+    """Whether the Docker engine must be asked about a lab: when its plan has container
+    nodes, or when there is no plan (lost state), to find containers by label."""
+    return plan is None or any(s.image for s in _namespaces(plan))
+
+
 def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = None,
                        marked: list[str] = ()) -> None:
     """Remove a lab's objects: feature teardown, processes inside its namespaces,
@@ -119,7 +125,7 @@ def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = 
         except ProcessLookupError:
             pass
     runtime = backends.netns.RUNTIMES.get("container")
-    if runtime is not None:
+    if runtime is not None and _may_have_containers(plan):
         runtime.remove_lab(lab)
     for name in sorted(names):
         ctx.forget(name)
@@ -137,7 +143,8 @@ def down(lab: str, marked: list[str] | None = None) -> bool:
     if st is None and marked is None:
         marked = find_marked_namespaces().get(lab, [])
     runtime = backends.netns.RUNTIMES.get("container")
-    containers = runtime.lab_containers(lab) if runtime is not None else []
+    ask = runtime is not None and _may_have_containers(st.plan if st else None)
+    containers = runtime.lab_containers(lab) if ask else []
     if st is None and not marked and not containers:
         return False
     _remove_everything(lab, st.plan if st else None, marked=marked or [])
