@@ -36,11 +36,7 @@ class Step:
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"type": self.type}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            data[f.name] = list(value) if isinstance(value, tuple) else value
-        return data
+        return {"type": self.type, **vars(self)}
 
 
 def step_from_dict(data: dict[str, Any]) -> Step:
