@@ -4,6 +4,7 @@ Pure: no root, no kernel, no docker. The same topology always gives the same pla
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import zlib
@@ -24,10 +25,20 @@ class Iface:
     subnet: ipaddress.IPv4Network | None
     address: ipaddress.IPv4Address | None
     mtu: int | None
+    subnet6: ipaddress.IPv6Network | None = None
+    address6: ipaddress.IPv6Address | None = None
 
     @property
     def cidr(self) -> str | None:
         return f"{self.address}/{self.subnet.prefixlen}" if self.address else None
+
+    @property
+    def cidr6(self) -> str | None:
+        return f"{self.address6}/{self.subnet6.prefixlen}" if self.address6 else None
+
+    def as_v6(self) -> Iface:
+        """This interface seen through its IPv6 subnet and address (for routing)."""
+        return dataclasses.replace(self, subnet=self.subnet6, address=self.address6)
 
 
 @dataclass
@@ -38,11 +49,12 @@ class Compiled:
     gateways: dict[str, str | None] = field(default_factory=dict)
     routes: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
-    def address_of(self, node: str, segment: str | None = None) -> ipaddress.IPv4Address | None:
-        """A node's address on a segment, or its first address."""
+    def address_of(self, node: str, segment: str | None = None, version: int = 4):
+        """A node's address (IPv4, or IPv6 with version=6) on a segment, or its first."""
         for iface in self.ifaces.get(node, []):
-            if iface.address and (segment is None or iface.segment == segment):
-                return iface.address
+            address = iface.address if version == 4 else iface.address6
+            if address and (segment is None or iface.segment == segment):
+                return address
         return None
 
 
@@ -68,41 +80,51 @@ def port_name(node: str, ifname: str) -> str:
 
 
 def assign_addresses(topo: Topology, compiled: Compiled) -> None:
-    taken: dict[str, set] = {}
-    for net in topo.networks.values():
-        taken[net.name] = {a.address for n in topo.nodes.values() for a in n.attachments
-                           if a.network == net.name and a.address is not None}
-    free = {name: _free_hosts(net.subnet, taken[name])
-            for name, net in topo.networks.items() if net.subnet is not None}
+    """Fixed addresses first; the others from the bottom of each subnet in node order.
+    p2p links get the first two usable addresses in endpoint order. Both families."""
+    free = {}
+    for key, field_name in (("subnet", "address"), ("subnet6", "address6")):
+        for net in topo.networks.values():
+            subnet = getattr(net, key)
+            if subnet is not None:
+                taken = {getattr(a, field_name) for n in topo.nodes.values() for a in n.attachments
+                         if a.network == net.name and getattr(a, field_name) is not None}
+                free[(key, net.name)] = _free_hosts(subnet, taken)
     for node in topo.nodes.values():
         used: set[int] = set()
         ifaces = compiled.ifaces.setdefault(node.name, [])
         for att in node.attachments:
             net = topo.networks[att.network]
-            address = att.address
+            address, address6 = att.address, att.address6
             if address is None and net.subnet is not None:
-                address = next(free[att.network])
+                address = next(free[("subnet", att.network)])
+            if address6 is None and net.subnet6 is not None:
+                address6 = next(free[("subnet6", att.network)])
             ifaces.append(Iface(node.name, att.ifname, interface_index(att.ifname, used),
-                                att.network, net.subnet, address, net.mtu))
-        compiled.ifaces[node.name] = ifaces
-    # p2p links: .1 and .2 (the first two usable addresses) in endpoint order
+                                att.network, net.subnet, address, net.mtu, net.subnet6, address6))
     indexes = {name: {i.index for i in ifaces} for name, ifaces in compiled.ifaces.items()}
     for i, link in enumerate(topo.links):
         hosts = list(_first_hosts(link.subnet, 2)) if link.subnet else [None, None]
-        for end, address in zip(link.endpoints, hosts):
+        hosts6 = list(_first_hosts(link.subnet6, 2)) if link.subnet6 else [None, None]
+        for end, address, address6 in zip(link.endpoints, hosts, hosts6):
             compiled.ifaces[end.node].append(
                 Iface(end.node, end.ifname, interface_index(end.ifname, indexes[end.node]),
-                      f"link:{i}", link.subnet, address, link.mtu))
+                      f"link:{i}", link.subnet, address, link.mtu, link.subnet6, address6))
 
 
-def _free_hosts(subnet: ipaddress.IPv4Network, taken: set):
-    for host in (subnet.hosts() if subnet.prefixlen < 31 else iter(subnet)):
+def _hosts(subnet):
+    """Usable addresses: all of them for /31 and /127 point-to-point subnets."""
+    return iter(subnet) if subnet.prefixlen >= subnet.max_prefixlen - 1 else subnet.hosts()
+
+
+def _free_hosts(subnet, taken: set):
+    for host in _hosts(subnet):
         if host not in taken:
             yield host
 
 
-def _first_hosts(subnet: ipaddress.IPv4Network, count: int):
-    hosts = subnet.hosts() if subnet.prefixlen < 31 else iter(subnet)
+def _first_hosts(subnet, count: int):
+    hosts = _hosts(subnet)
     for _ in range(count):
         yield next(hosts)
 
@@ -110,7 +132,7 @@ def _first_hosts(subnet: ipaddress.IPv4Network, count: int):
 def resolve_gateways(topo: Topology, compiled: Compiled) -> None:
     for net in topo.networks.values():
         gateway = net.gateway
-        if gateway is None and net.subnet is not None:
+        if gateway is None and (net.subnet is not None or net.subnet6 is not None):
             routers = [n.name for n in topo.nodes.values() if n.is_router
                        and any(a.network == net.name for a in n.attachments)]
             gateway = routers[0] if len(routers) == 1 else None
@@ -119,7 +141,19 @@ def resolve_gateways(topo: Topology, compiled: Compiled) -> None:
 
 def compute_routes(topo: Topology, compiled: Compiled) -> None:
     """Static routes so every lab subnet is reachable from every node (shortest paths
-    through routers; ties broken by name so the plan is stable)."""
+    through routers; ties broken by name so the plan is stable), for IPv4 and IPv6."""
+    v4 = _family_routes(topo, compiled)
+    view = Compiled(topo, {n: [i.as_v6() for i in ifs] for n, ifs in compiled.ifaces.items()},
+                    compiled.gateways)
+    v6 = _family_routes(topo, view)
+    for node in topo.nodes:
+        routes6 = [("::/0" if dst == "default" else dst, via, dev) for dst, via, dev in v6[node]]
+        compiled.routes[node] = v4[node] + routes6
+
+
+def _family_routes(topo: Topology, compiled: Compiled) -> dict[str, list[tuple[str, str, str]]]:
+    """Routes of one family; `compiled` is a view whose ifaces carry that family."""
+    result: dict[str, list[tuple[str, str, str]]] = {}
     segments: dict[str, list[Iface]] = {}
     for ifaces in compiled.ifaces.values():
         for iface in ifaces:
@@ -199,9 +233,10 @@ def compute_routes(topo: Topology, compiled: Compiled) -> None:
                     break
             if routers:
                 routes = _host_routes(node, mine, segments, subnet_of, default, compiled, cached_cost)
-        if default is not None:
+        if default is not None and default[0] is not None:
             routes.insert(0, ("default", str(default[0]), default[1]))
-        compiled.routes[node.name] = routes
+        result[node.name] = routes
+    return result
 
 
 def _host_routes(node, mine, segments, subnet_of, default, compiled, cost):
@@ -233,13 +268,15 @@ def _host_routes(node, mine, segments, subnet_of, default, compiled, cost):
 def compile_topology(topo: Topology) -> tuple[Plan, Compiled]:
     compiled = Compiled(topo)
     assign_addresses(topo, compiled)
+    for hook in features.hooks("interfaces"):  # features add interfaces routing must see (gre tunnels)
+        hook(topo, compiled)
     resolve_gateways(topo, compiled)
     compute_routes(topo, compiled)
     plan = Plan(lab=topo.name)
     _emit_core_steps(topo, compiled, plan)
+    plan.meta = _meta(topo, compiled)       # before the hooks: features read and add keys
     for hook in features.compilers():
         hook(topo, compiled, plan)
-    plan.meta = _meta(topo, compiled)
     return plan, compiled
 
 
@@ -256,14 +293,15 @@ def _emit_core_steps(topo: Topology, compiled: Compiled, plan: Plan) -> None:
                            container=_container_spec(node) if node.is_container else None))
         bridged = set()
         for iface in compiled.ifaces[node.name]:
-            if iface.segment.startswith("link:"):
+            if iface.segment.startswith(("link:", "tunnel:")):  # tunnel:<i> is made by netlab.tunnels
                 continue
             bridged.add(iface.ifname)
             plan.add(Veth(ns=ns, ifname=iface.ifname, index=iface.index, peer_ns=lab_ns,
                           peer=port_name(node.name, iface.ifname), master=iface.segment,
                           mtu=iface.mtu, alias=f"{node.name}:{iface.ifname}"))
-            if iface.cidr:
-                plan.add(Address(ns=ns, ifname=iface.ifname, cidr=iface.cidr))
+            for cidr in (iface.cidr, iface.cidr6):
+                if cidr:
+                    plan.add(Address(ns=ns, ifname=iface.ifname, cidr=cidr))
         for dst, via, dev in compiled.routes[node.name]:
             route = Route(ns=ns, dst=dst, via=via, dev=dev)
             (plan.add(route) if dev in bridged else late_routes.append(route))
@@ -274,8 +312,9 @@ def _emit_core_steps(topo: Topology, compiled: Compiled, plan: Plan) -> None:
         plan.add(Veth(ns=topo.netns(a.node), ifname=a.ifname, index=ia.index,
                       peer_ns=topo.netns(b.node), peer=b.ifname, mtu=link.mtu))
         for end, iface in ((a, ia), (b, ib)):
-            if iface.cidr:
-                plan.add(Address(ns=topo.netns(end.node), ifname=end.ifname, cidr=iface.cidr))
+            for cidr in (iface.cidr, iface.cidr6):
+                if cidr:
+                    plan.add(Address(ns=topo.netns(end.node), ifname=end.ifname, cidr=cidr))
     for route in late_routes:
         plan.add(route)
 
@@ -294,10 +333,12 @@ def _meta(topo: Topology, compiled: Compiled) -> dict:
         "domain": topo.domain,
         "source": topo.source,
         "networks": {n.name: {"subnet": str(n.subnet) if n.subnet else None,
+                              "subnet6": str(n.subnet6) if n.subnet6 else None,
                               "gateway": compiled.gateways.get(n.name), "mtu": n.mtu}
                      for n in topo.networks.values()},
         "nodes": {n.name: {"kind": n.kind, "ns": topo.netns(n.name), "image": n.image,
                            "interfaces": [{"ifname": i.ifname, "segment": i.segment,
-                                           "address": i.cidr} for i in compiled.ifaces[n.name]]}
+                                           "address": i.cidr, "address6": i.cidr6}
+                                          for i in compiled.ifaces[n.name]]}
                   for n in topo.nodes.values()},
     }

@@ -177,3 +177,12 @@ def write_sysctl(key: str, value: str) -> None:
     """Write a sysctl in the namespace the calling thread is in."""
     with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
         f.write(value)
+
+
+def ipv6_available() -> bool:
+    """IPv6 is compiled in and not switched off (in the namespace this thread is in)."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6") as f:
+            return f.read().strip() == "0"
+    except FileNotFoundError:
+        return False

@@ -63,10 +63,29 @@ def _refuse_foreign_namespaces(lab: str, plan: Plan) -> None:
                          f"(remove it, or rename the lab)")
 
 
+def _uses_ipv6(topo: Topology) -> str | None:
+    """Where the topology first asks for IPv6, or None."""
+    for net in topo.networks.values():
+        if net.subnet6 is not None:
+            return f"networks.{net.name}.subnet6"
+    for link in topo.links:
+        if link.subnet6 is not None:
+            return f"links[{link.position}].subnet6"
+    return None
+
+
+def _refuse_ipv6_if_disabled(topo: Topology) -> None:
+    where = _uses_ipv6(topo)
+    if where and not kernel.ipv6_available():
+        raise ApplyError(f"{where}: this lab uses IPv6, but IPv6 is disabled on this host "
+                         f"(net.ipv6.conf.all.disable_ipv6=1); enable it or remove the IPv6 subnets")
+
+
 def up(topo: Topology) -> UpResult:
     require_root("up")
     started = time.monotonic()
     plan, _ = compile_topology(topo)
+    _refuse_ipv6_if_disabled(topo)
     for hook in features.hooks("preflight"):
         hook(topo, plan)
     old = LabState.load(topo.name)

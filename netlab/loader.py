@@ -28,7 +28,7 @@ TOP_KEYS = {"name", "domain", "defaults", "networks", "nodes", "links",
 NETWORK_KEYS = {"subnet", "gateway", "mtu", "subnet6"}
 NODE_KEYS = {"kind", "image", "cmd", "env", "binds", "exec", "privileged", "cap_add",
              "networks", "nat", "firewall", "services"}
-LINK_KEYS = {"endpoints", "subnet", "mtu"}
+LINK_KEYS = {"endpoints", "subnet", "subnet6", "mtu"}
 KINDS = ("host", "router", "container")
 RESERVED_IFNAMES = {"lo"}
 
@@ -89,25 +89,27 @@ def _mapping(where: str, value: Any, problems: Problems) -> dict:
     return value
 
 
-def _subnet(where: str, value: Any, problems: Problems) -> ipaddress.IPv4Network | None:
+def _subnet(where: str, value: Any, problems: Problems, version: int = 4):
+    example = "10.0.0.0/24" if version == 4 else "2001:db8:1::/64"
     if value is None:
         return None
     if not isinstance(value, str):
-        problems.add(where, f"must be an IPv4 CIDR like 10.0.0.0/24, not {_type_name(value)}")
+        problems.add(where, f"must be an IPv{version} CIDR like {example}, not {_type_name(value)}")
         return None
     try:
         net = ipaddress.ip_network(value, strict=False)
     except ValueError:
-        problems.add(where, f"'{value}' is not a valid CIDR (like 10.0.0.0/24)")
+        problems.add(where, f"'{value}' is not a valid CIDR (like {example})")
         return None
-    if net.version != 4:
-        problems.add(where, f"'{value}' is not IPv4 (IPv6 goes in subnet6)")
+    if net.version != version:
+        hint = "IPv6 goes in subnet6" if version == 4 else "IPv4 goes in subnet"
+        problems.add(where, f"'{value}' is not IPv{version} ({hint})")
         return None
     if str(net) != value and "/" in value:
         problems.add(where, f"'{value}' has host bits set; did you mean {net}?")
         return None
     if "/" not in value:
-        problems.add(where, f"'{value}' needs a prefix length (like {value}/24)")
+        problems.add(where, f"'{value}' needs a prefix length (like {value}/{24 if version == 4 else 64})")
         return None
     return net
 
@@ -192,7 +194,7 @@ def _load_networks(topo: Topology, raw: dict, problems: Problems) -> None:
             subnet=_subnet(f"{where}.subnet", spec.get("subnet"), problems),
             gateway=gateway,
             mtu=_mtu(f"{where}.mtu", spec.get("mtu"), problems),
-            subnet6=spec.get("subnet6"),
+            subnet6=_subnet(f"{where}.subnet6", spec.get("subnet6"), problems, version=6),
         )
 
 
@@ -261,13 +263,18 @@ def _load_attachments(topo: Topology, node: Node, raw: Any, where: str, problems
             problems.add(at, f"network {net_name!r} listed twice")
             continue
         seen.add(net_name)
-        fixed = None
-        if address is not None:
+        fixed = {4: None, 6: None}
+        for value in (address if isinstance(address, list) else [] if address is None else [address]):
             try:
-                fixed = ipaddress.IPv4Address(str(address).split("/")[0])
+                ip = ipaddress.ip_address(str(value).split("/")[0])
             except ValueError:
-                problems.add(at, f"{address!r} is not an IPv4 address")
-        node.attachments.append(Attachment(network=net_name, ifname=f"eth{len(node.attachments)}", address=fixed))
+                problems.add(at, f"{value!r} is not an IP address")
+                continue
+            if fixed[ip.version] is not None:
+                problems.add(at, f"more than one IPv{ip.version} address given")
+            fixed[ip.version] = ip
+        node.attachments.append(Attachment(network=net_name, ifname=f"eth{len(node.attachments)}",
+                                           address=fixed[4], address6=fixed[6]))
 
 
 def _load_links(topo: Topology, raw: Any, problems: Problems) -> None:
@@ -304,14 +311,17 @@ def _load_links(topo: Topology, raw: Any, problems: Problems) -> None:
                 continue
             endpoints.append(Endpoint(node, ifname))
         subnet = _subnet(f"{where}.subnet", spec.get("subnet"), problems)
-        if subnet is not None and subnet.num_addresses < 2:
-            problems.add(f"{where}.subnet", f"{subnet} is too small for two endpoints")
+        subnet6 = _subnet(f"{where}.subnet6", spec.get("subnet6"), problems, version=6)
+        for key, net in (("subnet", subnet), ("subnet6", subnet6)):
+            if net is not None and net.num_addresses < 2:
+                problems.add(f"{where}.{key}", f"{net} is too small for two endpoints")
         mtu = _mtu(f"{where}.mtu", spec.get("mtu"), problems)
         if len(endpoints) == 2:
             if endpoints[0].node == endpoints[1].node and endpoints[0].ifname == endpoints[1].ifname:
                 problems.add(f"{where}.endpoints", "a link needs two different endpoints")
                 continue
-            topo.links.append(Link(endpoints=(endpoints[0], endpoints[1]), subnet=subnet, mtu=mtu, position=i))
+            topo.links.append(Link(endpoints=(endpoints[0], endpoints[1]), subnet=subnet, mtu=mtu,
+                                   subnet6=subnet6, position=i))
     _check_interface_names(topo, problems)
 
 
@@ -330,38 +340,48 @@ def _check_interface_names(topo: Topology, problems: Problems) -> None:
 
 
 def _check_addresses(topo: Topology, problems: Problems) -> None:
-    spans = [(f"networks.{n.name}.subnet", n.subnet) for n in topo.networks.values() if n.subnet]
-    spans += [(f"links[{l.position}].subnet", l.subnet) for l in topo.links if l.subnet]
-    for a in range(len(spans)):
-        for b in range(a + 1, len(spans)):
-            if spans[a][1].overlaps(spans[b][1]):
-                problems.add(spans[b][0], f"{spans[b][1]} overlaps {spans[a][1]} ({spans[a][0]})")
+    for version, key in ((4, "subnet"), (6, "subnet6")):
+        spans = [(f"networks.{n.name}.{key}", getattr(n, key)) for n in topo.networks.values() if getattr(n, key)]
+        spans += [(f"links[{l.position}].{key}", getattr(l, key)) for l in topo.links if getattr(l, key)]
+        for a in range(len(spans)):
+            for b in range(a + 1, len(spans)):
+                if spans[a][1].overlaps(spans[b][1]):
+                    problems.add(spans[b][0], f"{spans[b][1]} overlaps {spans[a][1]} ({spans[a][0]})")
+        _check_fixed_addresses(topo, version, key, problems)
 
+
+def _check_fixed_addresses(topo: Topology, version: int, key: str, problems: Problems) -> None:
     owners: dict = {}
+    field = "address" if version == 4 else "address6"
     for net in topo.networks.values():
+        subnet = getattr(net, key)
         members = [(node, att) for node in topo.nodes.values() for att in node.attachments if att.network == net.name]
-        if net.subnet is None:
+        if subnet is None:
             for node, att in members:
-                if att.address is not None:
+                if getattr(att, field) is not None:
                     problems.add(f"nodes.{node.name}.networks.{net.name}",
-                                 f"address {att.address} given but network {net.name} has no subnet")
+                                 f"address {getattr(att, field)} given but network {net.name} has no {key}")
             continue
-        usable = net.subnet.num_addresses - (2 if net.subnet.prefixlen < 31 else 0)
+        reserved = 2 if version == 4 and subnet.prefixlen < 31 else 1 if version == 6 and subnet.prefixlen < 127 else 0
+        usable = subnet.num_addresses - reserved
         if len(members) > usable:
-            problems.add(f"networks.{net.name}.subnet",
-                         f"{net.subnet} has room for {usable} addresses but {len(members)} nodes attach to it")
+            problems.add(f"networks.{net.name}.{key}",
+                         f"{subnet} has room for {usable} addresses but {len(members)} nodes attach to it")
         for node, att in members:
-            if att.address is None:
+            address = getattr(att, field)
+            if address is None:
                 continue
             where = f"nodes.{node.name}.networks.{net.name}"
-            if att.address not in net.subnet:
-                problems.add(where, f"address {att.address} is outside {net.subnet}")
-            elif net.subnet.prefixlen < 31 and att.address in (net.subnet.network_address, net.subnet.broadcast_address):
-                problems.add(where, f"address {att.address} is the network or broadcast address of {net.subnet}")
-            elif att.address in owners:
-                problems.add(where, f"address {att.address} is already used by {owners[att.address]}")
+            if address not in subnet:
+                problems.add(where, f"address {address} is outside {subnet}")
+            elif reserved and (address == subnet.network_address or
+                               (version == 4 and address == subnet.broadcast_address)):
+                what = "network or broadcast address" if version == 4 else "subnet-router anycast address"
+                problems.add(where, f"address {address} is the {what} of {subnet}")
+            elif address in owners:
+                problems.add(where, f"address {address} is already used by {owners[address]}")
             else:
-                owners[att.address] = f"nodes.{node.name}.networks.{net.name}"
+                owners[address] = f"nodes.{node.name}.networks.{net.name}"
 
 
 def _check_gateways(topo: Topology, problems: Problems) -> None:
@@ -376,5 +396,5 @@ def _check_gateways(topo: Topology, problems: Problems) -> None:
             problems.add(where, f"node {net.gateway!r} is not on network {net.name}")
         elif not node.is_router:
             problems.add(where, f"node {net.gateway!r} is not a router (give it kind: router)")
-        elif net.subnet is None:
+        elif net.subnet is None and net.subnet6 is None:
             problems.add(where, f"network {net.name} has no subnet, so it cannot have a gateway")

@@ -11,6 +11,8 @@ from typing import Any
 
 IPv4Net = ipaddress.IPv4Network
 IPv4Addr = ipaddress.IPv4Address
+IPv6Net = ipaddress.IPv6Network
+IPv6Addr = ipaddress.IPv6Address
 
 
 @dataclass
@@ -19,7 +21,7 @@ class Network:
     subnet: IPv4Net | None = None
     gateway: str | None = None          # node name, resolved by the compiler if None
     mtu: int | None = None
-    subnet6: Any = None
+    subnet6: IPv6Net | None = None
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Attachment:
     network: str
     ifname: str
     address: IPv4Addr | None = None     # fixed by the file; None = automatic
+    address6: IPv6Addr | None = None
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Link:
     endpoints: tuple[Endpoint, Endpoint]
     subnet: IPv4Net | None = None
     mtu: int | None = None
+    subnet6: IPv6Net | None = None
     position: int = 0                   # its index in the file's links list, for messages
 
 

@@ -36,7 +36,17 @@ class Step:
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **vars(self)}
+        return {"type": self.type, **{k: _plain(v) for k, v in vars(self).items()}}
+
+
+def _plain(value: Any) -> Any:
+    """JSON's shape of a value (tuples become lists), so a step compares equal to itself
+    after a round trip through the state file."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def step_from_dict(data: dict[str, Any]) -> Step:

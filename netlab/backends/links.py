@@ -1,6 +1,8 @@
 """Link executors: bridges, veth pairs, addresses and routes, through pyroute2."""
 from __future__ import annotations
 
+import socket
+
 from ..apply import Context, Executor, executor
 from ..plan import Address, Bridge, Route, Veth
 
@@ -41,25 +43,29 @@ class VethExecutor(Executor):
         ctx.indexes.pop((step.peer_ns, step.peer), None)
 
 
-def _split(cidr: str) -> tuple[str, int]:
-    address, prefix = cidr.split("/")
-    return address, int(prefix)
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _addr_args(ctx: Context, step: Address) -> dict:
+    address, prefix = step.cidr.split("/")
+    return {"index": ctx.index(step.ns, step.ifname), "address": address,
+            "prefixlen": int(prefix), "family": _family(address)}
 
 
 @executor("addr")
 class AddressExecutor(Executor):
     def create(self, ctx: Context, step: Address) -> None:
-        address, prefix = _split(step.cidr)
-        ctx.ipr(step.ns).addr("add", index=ctx.index(step.ns, step.ifname), address=address, prefixlen=prefix)
+        ctx.ipr(step.ns).addr("add", **_addr_args(ctx, step))
 
     def delete(self, ctx: Context, step: Address) -> None:
-        address, prefix = _split(step.cidr)
-        ctx.ipr(step.ns).addr("del", index=ctx.index(step.ns, step.ifname), address=address, prefixlen=prefix)
+        ctx.ipr(step.ns).addr("del", **_addr_args(ctx, step))
 
 
 def _route_args(ctx: Context, step: Route) -> dict:
     dst = "0.0.0.0/0" if step.dst == "default" else step.dst
-    return {"dst": dst, "gateway": step.via, "oif": ctx.index(step.ns, step.dev)}
+    return {"dst": dst, "gateway": step.via, "oif": ctx.index(step.ns, step.dev),
+            "family": _family(step.via)}
 
 
 @executor("route")

@@ -18,10 +18,19 @@ def configure_inside(step: Namespace, lab: str) -> IPRoute:
     # IPv4 settings of a new namespace are inherited from the host's (Docker turns
     # forwarding on there), so set forwarding explicitly: only routers forward.
     kernel.write_sysctl("net.ipv4.ip_forward", "1" if step.role == "router" else "0")
+    if not kernel.ipv6_available():
+        return ipr
     if step.role == "lab":
         # bridges forward IPv6 frames without addresses of their own: no DAD/MLD noise
         kernel.write_sysctl("net.ipv6.conf.all.disable_ipv6", "1")
         kernel.write_sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+    else:
+        # Lab addresses are unique by construction: skip duplicate address detection so
+        # addresses (link-local ones too) are usable the moment `up` returns.
+        kernel.write_sysctl("net.ipv6.conf.default.accept_dad", "0")
+        kernel.write_sysctl("net.ipv6.conf.all.accept_dad", "0")
+        if step.role == "router":
+            kernel.write_sysctl("net.ipv6.conf.all.forwarding", "1")
     return ipr
 
 
