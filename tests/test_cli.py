@@ -83,3 +83,33 @@ def test_up_status_exec_down_through_the_cli(tmp_path):
         down = subprocess.run(cli + ["down", str(f)], capture_output=True, text=True)
     assert down.returncode == 0 and "removed" in down.stdout
     assert not kernel.netns_exists("core-cli-a")
+
+
+@pytest.mark.kernel
+def test_progress_on_a_terminal_and_quiet_in_a_pipe(tmp_path):
+    import os
+    import pty
+    f = tmp_path / "big.yml"
+    f.write_text(run("generate", "lan", "--hosts", "25", "--name", "core-prog").output)
+    cli = [sys.executable, "-m", "netlab"]
+    try:
+        piped = subprocess.run(cli + ["up", str(f)], capture_output=True, text=True)
+        assert piped.returncode == 0 and "/25" not in piped.stderr
+        subprocess.run(cli + ["down", "core-prog"], capture_output=True, check=True)
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(sys.executable, cli + ["up", str(f)])
+        output = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert b"nodes 25/25" in output, output
+    finally:
+        subprocess.run(cli + ["down", "core-prog"], capture_output=True)
