@@ -1,0 +1,352 @@
+"""NAT and firewall: the `nat:` and `firewall:` sections of a node, validated and compiled
+to one nftables ruleset per node (table `inet netlab`), carried by an NftRuleset step.
+
+Pure: no root, no kernel. This module owns the syntax of the two sections (every unknown
+name reported with its location), the plan step and the feature hooks; `nft_spec` holds
+the typed specs and the selector/port syntax, `nft_render` writes the ruleset text,
+`backends/nft.py` applies it atomically inside the node's namespace, `nft_cli` is
+`netlab rules`.
+
+    nat:
+      masquerade: [wan]                         # or [{out: wan, from: lan}]
+      snat: [{out: wan, to: 198.51.100.9, from: lan}]
+      forward:                                  # DNAT port forwards
+        - {port: 8080/tcp, to: "web:80"}        # to any of the node's own addresses
+        - {port: 2222/tcp, to: "bastion:22", in: wan, from: 203.0.113.0/24}
+      hairpin: true                             # default: inside clients may use the outside address
+    firewall:
+      policy: drop                              # accept (default) | drop | reject, both chains
+      input: accept                             # override for traffic to the node itself
+      forward: drop                             # override for what the node routes
+      established: true                         # accept established/related first (default)
+      dns: true                                 # let DNS to the lab DNS servers through (default)
+      counters: true                            # count every rule (default)
+      log: false                                # log what the policy drops or rejects
+      deny:   [{from: guest, to: lan}]          # drop; deny and reject come before allow
+      reject: [{to: 10.99.0.0/16}]              # refuse (TCP reset / ICMP admin-prohibited)
+      allow:
+        - {from: lan}
+        - {to: web, port: 80/tcp, dnat: true}   # only through a port forward
+        - {from: [pc1, 10.0.0.0/8], port: [22, 8000-8100/tcp], chain: input}
+        - {icmp: [echo-request], log: true, counter: false}
+      raw: {forward: ["ip saddr 10.9.9.9 drop"]}   # nft rule text, placed before deny/allow
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from typing import Any, ClassVar
+
+from .errors import Problems
+from .model import Node, Topology
+from .nft_spec import (CHAINS, Dnat, FirewallSpec, NatSpec, Names, NodeSpec, Ref, Rule,  # noqa: F401
+                       Service, Snat, as_list, flag, type_name, unknown_keys, parse_services)
+from .plan import Step, step
+
+POLICIES = ("accept", "drop", "reject")
+ICMP_TYPES = ("echo-reply", "destination-unreachable", "source-quench", "redirect",
+              "echo-request", "router-advertisement", "router-solicitation", "time-exceeded",
+              "parameter-problem", "timestamp-request", "timestamp-reply", "info-request",
+              "info-reply", "address-mask-request", "address-mask-reply")
+NAT_KEYS = {"masquerade", "snat", "forward", "hairpin"}
+FIREWALL_KEYS = {"policy", "input", "forward", "established", "dns", "counters", "log",
+                 "allow", "deny", "reject", "raw"}
+RULE_KEYS = {"from", "to", "port", "proto", "icmp", "in", "out", "chain", "log", "counter", "dnat"}
+MASQ_KEYS = {"out", "from"}
+SNAT_KEYS = {"out", "to", "from"}
+FORWARD_KEYS = {"port", "to", "in", "from"}
+
+
+# ---------------------------------------------------------------- the plan step
+
+@step
+class NftRuleset(Step):
+    """netlab's nftables table in one node: applied whole, replaced whole."""
+    type: ClassVar[str] = "nft"
+    ns: str
+    node: str
+    ruleset: str
+
+    key = property(lambda s: ("nft", s.ns))
+    parents = property(lambda s: (("netns", s.ns),))
+
+    def describe(self) -> str:
+        rules = sum(1 for line in self.ruleset.splitlines() if 'comment "' in line)
+        digest = hashlib.sha1(self.ruleset.encode()).hexdigest()[:8]
+        return f"nft     {self.ns:<24} table inet netlab: {rules} rules ({digest})"
+
+
+
+# ---------------------------------------------------------------- firewall
+
+def _policy(where: str, value: Any, default: str, problems: Problems) -> str:
+    if value is None:
+        return default
+    if value not in POLICIES:
+        problems.add(where, f"must be accept, drop or reject, not {value!r}")
+        return default
+    return value
+
+
+def parse_rule(names: Names, where: str, raw: Any, action: str, router: bool,
+               counters: bool, problems: Problems) -> Rule | None:
+    if not isinstance(raw, dict):
+        problems.add(where, f"must be a mapping like {{from: lan, port: 80/tcp}}, not {type_name(raw)}")
+        return None
+    unknown_keys(where, raw, RULE_KEYS, problems)
+    before = len(problems.lines)
+    icmp = ()
+    if raw.get("icmp") is not None:
+        icmp = tuple(str(t) for t in as_list(raw["icmp"]))
+        for t in icmp:
+            if t not in ICMP_TYPES:
+                problems.add(f"{where}.icmp", f"unknown ICMP type '{t}' (e.g. echo-request, echo-reply, "
+                                               f"destination-unreachable, time-exceeded)")
+        if raw.get("port") is not None:
+            problems.add(f"{where}.icmp", "an ICMP rule has no ports")
+        if raw.get("proto") not in (None, "icmp"):
+            problems.add(f"{where}.icmp", f"ICMP types need proto icmp, not {raw['proto']}")
+    services = () if icmp else parse_services(where, raw.get("port"), raw.get("proto"), problems)
+    chains = CHAINS if router else ("input",)
+    if raw.get("chain") is not None:
+        chain = raw["chain"]
+        if chain not in CHAINS:
+            problems.add(f"{where}.chain", f"must be input or forward, not {chain!r}")
+        elif chain == "forward" and not router:
+            problems.add(f"{where}.chain", f"node {names.node.name} does not forward (give it kind: router)")
+        else:
+            chains = (chain,)
+    oif = names.ifaces(f"{where}.out", raw.get("out"), problems)
+    if oif and "forward" not in chains:
+        problems.add(f"{where}.out", "only forwarded traffic has an outgoing interface here (chain: forward)")
+    rule = Rule(where=where.split(".", 2)[2], action=action,
+                src=names.refs(f"{where}.from", raw.get("from"), problems),
+                dst=names.refs(f"{where}.to", raw.get("to"), problems),
+                services=services, icmp=icmp,
+                iif=names.ifaces(f"{where}.in", raw.get("in"), problems), oif=oif,
+                chains=chains if not oif else ("forward",),
+                counter=flag(f"{where}.counter", raw.get("counter"), counters, problems),
+                log=flag(f"{where}.log", raw.get("log"), False, problems),
+                dnat=flag(f"{where}.dnat", raw.get("dnat"), False, problems))
+    return rule if len(problems.lines) == before else None
+
+
+def _raw_rules(where: str, value: Any, router: bool, problems: Problems) -> dict[str, list[str]]:
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        value = {"forward" if router else "input": value}
+    if not isinstance(value, dict):
+        problems.add(where, f"must map chains to nft rule lines, like {{forward: [\"ip saddr 10.9.9.9 drop\"]}}")
+        return {}
+    result = {}
+    for chain, lines in value.items():
+        if chain not in CHAINS or (chain == "forward" and not router):
+            problems.add(f"{where}.{chain}", f"unknown chain (expected {'input or forward' if router else 'input'})")
+            continue
+        if not isinstance(lines, list) or not all(isinstance(x, str) and x.strip() and "\n" not in x
+                                                  and "}" not in x for x in lines):
+            problems.add(f"{where}.{chain}", "must be a list of single-line nft rules")
+            continue
+        result[chain] = [x.strip() for x in lines]
+    return result
+
+
+def parse_firewall(names: Names, where: str, raw: Any, router: bool, problems: Problems) -> FirewallSpec | None:
+    if not isinstance(raw, dict):
+        problems.add(where, f"must be a mapping with policy and allow/deny rules, not {type_name(raw)}")
+        return None
+    unknown_keys(where, raw, FIREWALL_KEYS, problems)
+    default = _policy(f"{where}.policy", raw.get("policy"), "accept", problems)
+    policies = {"input": _policy(f"{where}.input", raw.get("input"), default, problems)}
+    if router:
+        policies["forward"] = _policy(f"{where}.forward", raw.get("forward"), default, problems)
+    elif raw.get("forward") is not None:
+        problems.add(f"{where}.forward", f"node {names.node.name} does not forward (give it kind: router)")
+    counters = flag(f"{where}.counters", raw.get("counters"), True, problems)
+    rules = []
+    for section, action in (("deny", "drop"), ("reject", "reject"), ("allow", "accept")):
+        items = raw.get(section)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            problems.add(f"{where}.{section}", f"must be a list of rules, not {type_name(items)}")
+            continue
+        for i, item in enumerate(items):
+            rule = parse_rule(names, f"{where}.{section}[{i}]", item, action, router, counters, problems)
+            if rule is not None:
+                rules.append(rule)
+    return FirewallSpec(policies=policies,
+                        established=flag(f"{where}.established", raw.get("established"), True, problems),
+                        dns=flag(f"{where}.dns", raw.get("dns"), True, problems),
+                        counters=counters,
+                        log=flag(f"{where}.log", raw.get("log"), False, problems),
+                        rules=rules, raw=_raw_rules(f"{where}.raw", raw.get("raw"), router, problems))
+
+
+# ---------------------------------------------------------------- nat
+
+def _items(value: Any) -> list:
+    """A list field that may also be written as one item."""
+    return [] if value is None else as_list(value)
+
+
+def parse_snat(names: Names, where: str, raw: dict, problems: Problems) -> list[Snat]:
+    found = []
+    for i, item in enumerate(_items(raw.get("masquerade"))):
+        at = f"{where}.masquerade[{i}]"
+        if isinstance(item, dict):
+            unknown_keys(at, item, MASQ_KEYS, problems)
+            out = names.iface(f"{at}.out", item["out"], problems) if item.get("out") is not None else None
+            src = names.refs(f"{at}.from", item.get("from"), problems)
+        else:
+            out, src = names.iface(at, item, problems), ()
+            if out is None:
+                continue
+        found.append(Snat(f"nat.masquerade[{i}]", out, src, None))
+    for i, item in enumerate(_items(raw.get("snat"))):
+        at = f"{where}.snat[{i}]"
+        if not isinstance(item, dict):
+            problems.add(at, "must be a mapping like {out: wan, to: 198.51.100.9}")
+            continue
+        unknown_keys(at, item, SNAT_KEYS, problems)
+        try:
+            to = str(ipaddress.IPv4Address(str(item.get("to"))))
+        except ValueError:
+            problems.add(f"{at}.to", f"must be the IPv4 address to translate to, not {item.get('to')!r}")
+            continue
+        out = names.iface(f"{at}.out", item["out"], problems) if item.get("out") is not None else None
+        found.append(Snat(f"nat.snat[{i}]", out, names.refs(f"{at}.from", item.get("from"), problems), to))
+    return found
+
+
+def _target(names: Names, where: str, value: Any, problems: Problems) -> tuple[Ref | None, int | None]:
+    """`web:80`, `web`, `10.20.0.2:80` -> (where to, which port or None to keep it)."""
+    if not isinstance(value, str):
+        problems.add(where, f"must be NODE:PORT or ADDRESS:PORT like web:80, not {type_name(value)}")
+        return None, None
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = value, ""
+    number = None
+    if port:
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            problems.add(where, f"'{port}' is not a port (1 to 65535)")
+            return None, None
+        number = int(port)
+    ref = names.ref(where, host, problems, prefer="node")
+    if ref is not None and ref.kind == "net":
+        problems.add(where, f"'{host}' is a network; forward to a node or an address")
+        return None, None
+    if ref is not None and ref.kind == "cidr" and not ref.value.endswith("/32"):
+        problems.add(where, f"'{host}' is not one IPv4 address; port forwards are IPv4")
+        return None, None
+    if ref is not None and ref.kind == "node" and not names.has_address(ref.value, 4):
+        problems.add(where, f"node '{host}' has no IPv4 address; port forwards are IPv4")
+        return None, None
+    return ref, number
+
+
+def parse_dnat(names: Names, where: str, raw: dict, router: bool, problems: Problems) -> list[Dnat]:
+    found = []
+    for i, item in enumerate(_items(raw.get("forward"))):
+        at = f"{where}.forward[{i}]"
+        if not isinstance(item, dict):
+            problems.add(at, 'must be a mapping like {port: 8080/tcp, to: "web:80"}')
+            continue
+        unknown_keys(at, item, FORWARD_KEYS, problems)
+        before = len(problems.lines)
+        if item.get("port") is None:
+            problems.add(f"{at}.port", "required: the port that arrives, like 8080/tcp")
+            continue
+        services = parse_services(at, item["port"], None, problems)
+        if len(services) != 1 or len(services[0].ports) != 1:
+            if len(problems.lines) == before:
+                problems.add(f"{at}.port", "give one port or range with one protocol (or none for tcp and udp)")
+            continue
+        target, port = _target(names, f"{at}.to", item.get("to"), problems)
+        if target is None:
+            continue
+        if port is not None and "-" in services[0].ports[0]:
+            problems.add(f"{at}.to", "a port range keeps its ports; leave out the port after the address")
+            continue
+        if not router and not (target.kind == "node" and target.value == names.node.name):
+            problems.add(at, f"node {names.node.name} does not forward (give it kind: router)")
+            continue
+        iif = names.iface(f"{at}.in", item["in"], problems) if item.get("in") is not None else None
+        src = names.refs(f"{at}.from", item.get("from"), problems)
+        if len(problems.lines) == before:
+            found.append(Dnat(f"nat.forward[{i}]", services[0], target, port, iif, src))
+    return found
+
+
+def parse_nat(names: Names, where: str, raw: Any, router: bool, problems: Problems) -> NatSpec | None:
+    if not isinstance(raw, dict):
+        problems.add(where, f"must be a mapping with masquerade, snat or forward, not {type_name(raw)}")
+        return None
+    unknown_keys(where, raw, NAT_KEYS, problems)
+    return NatSpec(snat=parse_snat(names, where, raw, problems),
+                   dnat=parse_dnat(names, where, raw, router, problems),
+                   hairpin=flag(f"{where}.hairpin", raw.get("hairpin"), True, problems))
+
+
+def parse_node(topo: Topology, node: Node, problems: Problems) -> NodeSpec | None:
+    if node.nat is None and node.firewall is None:
+        return None
+    names = Names(topo, node)
+    spec = NodeSpec(node.name, node.is_router)
+    if node.nat is not None:
+        spec.nat = parse_nat(names, f"nodes.{node.name}.nat", node.nat, node.is_router, problems)
+    if node.firewall is not None:
+        spec.firewall = parse_firewall(names, f"nodes.{node.name}.firewall", node.firewall,
+                                       node.is_router, problems)
+    return spec
+
+
+# ---------------------------------------------------------------- feature hooks
+
+def validate(topo: Topology, problems: Problems) -> None:
+    for node in topo.nodes.values():
+        parse_node(topo, node, problems)
+
+
+def dns_servers(plan) -> list[str]:
+    """The lab DNS servers' addresses, if the DNS feature published them."""
+    servers = (plan.meta.get("dns") or {}).get("servers") or {}
+    values = servers.values() if isinstance(servers, dict) else servers
+    found = {str(v).split("/")[0] for v in values if v}
+    return sorted(found, key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
+
+
+def compile(topo: Topology, compiled, plan) -> None:  # noqa: A001 (the hook's name)
+    from .nft_render import render
+    dns = dns_servers(plan)
+    for node in topo.nodes.values():
+        spec = parse_node(topo, node, Problems())
+        if spec is None:
+            continue
+        plan.add(NftRuleset(ns=topo.netns(node.name), node=node.name,
+                            ruleset=render(spec, compiled, dns)))
+
+
+def after_up(ctx, plan, topo) -> None:
+    """Remove the tables of nodes that no longer have nat or firewall (see backends.nft)."""
+    from .backends.nft import flush_deferred
+    flush_deferred(ctx)
+
+
+def status(entry: dict, state) -> None:
+    """Each node with nat/firewall gets `nft`: its chains, rules and counters (live)."""
+    import os
+    from .backends.nft import node_rules
+    steps = {s.node: s for s in state.plan.steps if isinstance(s, NftRuleset)}
+    for node in entry.get("nodes", []):
+        s = steps.get(node["name"])
+        if s is None:
+            continue
+        if entry.get("status") != "up" or not node.get("healthy", True):
+            node["nft"] = {"error": "not running"}
+        elif os.geteuid() != 0:
+            node["nft"] = {"error": "reading rule counters needs root"}
+        else:
+            node["nft"] = node_rules(s)
