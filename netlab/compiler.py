@@ -59,10 +59,12 @@ class Compiled:
 
 
 def interface_index(ifname: str, taken: set[int]) -> int:
-    """A stable ifindex for an interface inside its node: ethN -> N+2 (lo is 1), other
-    names a hash. Fixed indexes let apply address an interface without looking it up."""
+    """A stable ifindex for an interface inside its node: ethN -> 1000+N, other names a
+    hash above 2000. Fixed indexes let apply address an interface without looking it up;
+    they start high because a new namespace may be born with devices of its own at low
+    indexes (lo is 1; with ip_gre or ip6_tunnel loaded, gre0, gretap0, ip6tnl0... follow)."""
     if ifname.startswith("eth") and ifname[3:].isdigit() and int(ifname[3:]) < 1000:
-        index = int(ifname[3:]) + 2
+        index = int(ifname[3:]) + 1000
     else:
         index = 2000 + zlib.crc32(ifname.encode()) % 1_000_000
     while index in taken:

@@ -57,8 +57,8 @@ def test_every_subnet_reachable_from_every_node_in_chain():
 
 def test_interface_indexes_are_stable_and_unique():
     taken = set()
-    assert interface_index("eth0", taken) == 2
-    assert interface_index("eth3", taken) == 5
+    assert interface_index("eth0", taken) == 1000
+    assert interface_index("eth3", taken) == 1003
     other = interface_index("wan", taken)
     assert other >= 2000 and interface_index("wan", set()) == other
 

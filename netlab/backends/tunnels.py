@@ -1,0 +1,141 @@
+"""Tunnel executors (vxlan, gretap, gre through pyroute2) and the kernel-support probe.
+
+The probe tries each tunnel type once per process in a throwaway, unnamed namespace of
+its own (nothing on disk, freed when its socket closes), so `up` can refuse a type the
+kernel lacks before it builds anything; it never reads a kernel version.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .. import kernel
+from ..apply import Context, Executor, executor
+from ..errors import ApplyError
+from ..tunnels import MODULE, BridgePort, TunnelDevice
+
+GRE_KEY_FLAG = 0x2000    # GRE_KEY; pyroute2 encodes the flags big-endian (its docs say 32: wrong)
+TTL = 64
+BRIDGE_NF = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables")
+UNSUPPORTED = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOENT}
+
+_probed: dict[str, bool] = {}
+
+
+@contextlib.contextmanager
+def scratch_netns():
+    """Run the block with this thread in a new unnamed namespace; come back after."""
+    with kernel._lock:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            kernel._check(kernel._libc.unshare(kernel.CLONE_NEWNET), "unshare")
+            try:
+                yield
+            finally:
+                kernel._check(kernel._libc.setns(home, kernel.CLONE_NEWNET), "setns back")
+        finally:
+            os.close(home)
+
+
+_PROBE_ARGS = {"vxlan": {"vxlan_id": 1, "vxlan_port": 4789},
+               "gre": {"gre_local": "192.0.2.1", "gre_remote": "192.0.2.2"},
+               "gretap": {"gre_local": "192.0.2.1", "gre_remote": "192.0.2.2"}}
+
+
+def _probe(kinds: list[str]) -> None:
+    """Try each type in a scratch namespace."""
+    with scratch_netns():
+        ipr = IPRoute()
+    try:
+        for kind in kinds:
+            try:
+                ipr.link("add", ifname="probe0", kind=kind, **_PROBE_ARGS[kind])
+                _probed[kind] = True
+                ipr.link("del", ifname="probe0")
+            except NetlinkError as err:
+                if err.code not in UNSUPPORTED:
+                    raise
+                _probed[kind] = False
+    finally:
+        ipr.close()          # the last reference: the scratch namespace goes with it
+
+
+def supported(kinds: list[str]) -> dict[str, bool]:
+    """Whether this kernel can make each tunnel type (tried once per process)."""
+    todo = [k for k in kinds if k not in _probed]
+    if todo:
+        _probe(todo)
+    return {k: _probed[k] for k in kinds}
+
+
+def require(kinds: list[str]) -> None:
+    """Raise one line per missing kernel module naming it; nothing has been built yet."""
+    missing: dict[str, list[str]] = {}
+    for kind, ok in supported(kinds).items():
+        if not ok:
+            missing.setdefault(MODULE[kind], []).append(kind)
+    if missing:
+        raise ApplyError("; ".join(
+            f"{' and '.join(kinds)} tunnels need the {module} kernel module, absent on this kernel"
+            for module, kinds in missing.items()))
+
+
+def _link_args(step: TunnelDevice) -> dict:
+    args = {"ifname": step.ifname, "index": step.index, "kind": step.kind}
+    if step.mtu:
+        args["mtu"] = step.mtu
+    if step.kind == "vxlan":
+        args.update(vxlan_id=step.vni, vxlan_port=step.port, vxlan_local=step.local,
+                    vxlan_learning=1, vxlan_ttl=TTL)
+        if len(step.peers) == 1:
+            args["vxlan_group"] = step.peers[0]
+    else:
+        args.update(gre_local=step.local, gre_remote=step.peers[0], gre_ttl=TTL)
+        if step.gre_key is not None:
+            args.update(gre_ikey=step.gre_key, gre_okey=step.gre_key,
+                        gre_iflags=GRE_KEY_FLAG, gre_oflags=GRE_KEY_FLAG)
+    return args
+
+
+def _bridge_without_netfilter(ctx: Context, ns: str) -> None:
+    """Frames bridged at a site must not meet the node's own IP firewall (br_netfilter
+    defaults to on in every namespace once the module is loaded)."""
+    with kernel.entered(ctx.fd(ns)):
+        for name in BRIDGE_NF:
+            path = f"/proc/sys/net/bridge/{name}"
+            if os.path.exists(path):
+                kernel.write_sysctl(f"net.bridge.{name}", "0")
+
+
+@executor("tunnel")
+class TunnelExecutor(Executor):
+    def create(self, ctx: Context, step: TunnelDevice) -> None:
+        ipr = ctx.ipr(step.ns)
+        ipr.link("add", **_link_args(step))
+        ctx.indexes[(step.ns, step.ifname)] = step.index
+        if step.kind == "vxlan" and len(step.peers) > 1:
+            for remote in step.peers:   # head-end replication: flood to every other site
+                ipr.fdb("append", ifindex=step.index, lladdr="00:00:00:00:00:00", dst=remote)
+        if step.master:
+            _bridge_without_netfilter(ctx, step.ns)
+            ipr.link("set", index=step.index, master=ctx.index(step.ns, step.master), state="up")
+        else:
+            ipr.link("set", index=step.index, state="up")
+
+    def delete(self, ctx: Context, step: TunnelDevice) -> None:
+        ctx.ipr(step.ns).link("del", index=ctx.index(step.ns, step.ifname))
+        ctx.indexes.pop((step.ns, step.ifname), None)
+
+
+@executor("bridge-port")
+class BridgePortExecutor(Executor):
+    def create(self, ctx: Context, step: BridgePort) -> None:
+        ctx.ipr(step.ns).link("set", index=ctx.index(step.ns, step.ifname),
+                              master=ctx.index(step.ns, step.master), state="up")
+
+    def delete(self, ctx: Context, step: BridgePort) -> None:
+        ctx.ipr(step.ns).link("set", index=ctx.index(step.ns, step.ifname), master=0)

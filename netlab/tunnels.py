@@ -1,0 +1,461 @@
+"""Tunnels (overlays): the `tunnels:` section, its validation, its plan steps and MTU rules.
+
+Pure: no root, no kernel. Owns the meaning of
+
+    tunnels:
+      - {type: vxlan, id: 42, endpoints: [site-a, site-b], network: stretched}
+      - {type: gretap, key: 7, endpoints: [site-a, site-b], network: stretched2}
+      - {type: gre, key: 9, endpoints: [r1, r2], subnet: 172.16.9.0/30}
+
+How a network is stretched (vxlan, gretap): every endpoint is a "site" with a bridge of
+its own, named as the network, in its namespace (an endpoint that is itself on the
+network gets its interface there as that bridge, holding its address, like a switch's
+VLAN interface); that site's tunnel device is a port of it, and the veths of the nodes at the site are wired to it instead of to the network's
+bridge in the lab namespace `<lab>--lab`. That lab bridge stays (what other features put
+there, like the lab DNS server's address, keeps working) and hangs off the first site's
+bridge by one veth. A node is at the site whose endpoint lists it under `sites:`, or, by
+default, whose name prefixes it (`site-a-h1` is at `site-a`); an endpoint attached to the
+network is at its own site. The sites of a network must form a tree (no spanning tree
+runs): several sites in one vxlan entry (a mesh, head-end replication), or a hub with
+one tunnel per spoke.
+
+A gre tunnel is a point-to-point interface with an address from its `subnet` (.1 and
+.2 in endpoint order). The compiler's static routing sees it as one more segment between
+its two endpoints (hook `interfaces`, called before routing), so routes may cross it.
+Every endpoint whose route to its peer's underlay address would enter an overlay gets a
+/32 host route via the underlay, so no tunnel is ever carried inside itself.
+
+MTU: the overlay carries underlay MTU minus the encapsulation (vxlan 50, gretap 38,
+gre 24, +4 with a key). An overlay without a pinned MTU gets that; a pinned one that is
+larger stays and `netlab plan` warns that larger packets will not pass.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import Problems
+from .plan import Step, step
+
+TYPES = ("vxlan", "gretap", "gre")
+L2_TYPES = ("vxlan", "gretap")
+OVERHEAD = {"vxlan": 50, "gretap": 38, "gre": 24}      # bytes over IPv4, without a key
+KEY_OVERHEAD = 4
+MODULE = {"vxlan": "vxlan", "gretap": "ip_gre", "gre": "ip_gre"}
+VXLAN_PORT = 4789
+DEFAULT_MTU = 1500
+KEYS = {"type", "id", "key", "port", "endpoints", "network", "subnet", "sites", "underlay",
+        "mtu", "ifname"}
+IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+RESERVED = {"lo", "gre0", "gretap0", "erspan0", "tunl0", "sit0", "ip6tnl0", "ip6gre0"}
+
+
+@dataclass
+class Tunnel:
+    """One entry of `tunnels:`, checked."""
+    index: int
+    type: str
+    endpoints: list[str]
+    ifname: str
+    vni: int | None = None
+    key: int | None = None
+    port: int | None = None
+    network: str | None = None
+    subnet: ipaddress.IPv4Network | None = None
+    mtu: int | None = None
+    sites: dict[str, list[str]] = field(default_factory=dict)
+    underlay: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"tunnels[{self.index}]"
+
+    @property
+    def overhead(self) -> int:
+        return OVERHEAD[self.type] + (KEY_OVERHEAD if self.key is not None else 0)
+
+
+@step
+class TunnelDevice(Step):
+    """A tunnel interface in an endpoint's namespace: vxlan, gretap (ports of the site's
+    bridge `master`) or gre (an addressed point-to-point interface)."""
+    type: ClassVar[str] = "tunnel"
+    ns: str
+    ifname: str
+    index: int
+    kind: str
+    local: str
+    remotes: str                        # the peers' underlay addresses, comma-separated
+    underlay: str                       # the interface `local` lives on
+    vni: int | None = None
+    port: int | None = None
+    gre_key: int | None = None
+    master: str | None = None           # the site's bridge
+    mtu: int | None = None
+    network: str | None = None          # the lab network it stretches
+
+    key = property(lambda s: ("tunnel", s.ns, s.ifname))
+    peers = property(lambda s: s.remotes.split(","))
+    provides = property(lambda s: (("iface", s.ns, s.ifname),))
+
+    @property
+    def parents(self):
+        parents = [("netns", self.ns), ("iface", self.ns, self.underlay)]
+        if self.master:
+            parents.append(("bridge", self.ns, self.master))
+        return tuple(parents)
+
+    def describe(self) -> str:
+        what = {"vxlan": f"vxlan vni {self.vni} port {self.port}"}.get(self.kind, self.kind)
+        if self.gre_key is not None:
+            what += f" key {self.gre_key}"
+        text = f"tunnel  {self.ns}:{self.ifname} {what} {self.local} -> {', '.join(self.peers)}"
+        if self.master:
+            text += f" (port of {self.master})"
+        return text + (f" mtu {self.mtu}" if self.mtu else "")
+
+
+@step
+class BridgePort(Step):
+    """Make an existing interface a port of a bridge in the same namespace."""
+    type: ClassVar[str] = "bridge-port"
+    ns: str
+    ifname: str
+    master: str
+
+    key = property(lambda s: ("bridge-port", s.ns, s.ifname))
+    parents = property(lambda s: (("iface", s.ns, s.ifname), ("bridge", s.ns, s.master)))
+
+    def describe(self) -> str:
+        return f"port    {self.ns}:{self.ifname} (port of {self.master})"
+
+
+# ---------------------------------------------------------------- reading the section
+
+def _int(where: str, value: Any, low: int, high: int, problems: Problems) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        problems.add(where, f"{value!r} must be a whole number from {low} to {high}")
+        return None
+    return value
+
+
+def parse(topo, problems: Problems | None = None) -> list[Tunnel]:
+    """The tunnels of a topology, each entry checked on its own; problems are reported to
+    `problems` (or dropped) and bad entries left out."""
+    problems = problems if problems is not None else Problems()
+    tunnels = []
+    for i, raw in enumerate(topo.tunnels):
+        tunnel = _parse_one(topo, i, raw, problems)
+        if tunnel is not None:
+            tunnels.append(tunnel)
+    return tunnels
+
+
+def _parse_one(topo, i: int, raw: Any, problems: Problems) -> Tunnel | None:
+    where = f"tunnels[{i}]"
+    if not isinstance(raw, dict):
+        problems.add(where, "must be a mapping like {type: vxlan, id: 42, endpoints: [a, b], network: n}")
+        return None
+    before = len(problems.lines)
+    for k in sorted(set(raw) - KEYS, key=str):
+        problems.add(f"{where}.{k}", f"unknown key (known: {', '.join(sorted(KEYS))})")
+    kind = raw.get("type")
+    if kind not in TYPES:
+        problems.add(f"{where}.type", f"{kind!r} must be one of {', '.join(TYPES)}")
+        return None
+    endpoints = _endpoints(topo, where, kind, raw.get("endpoints"), problems)
+    t = Tunnel(i, kind, endpoints, raw.get("ifname", f"{kind}-{i}"))
+    if not isinstance(t.ifname, str) or not IFNAME.match(t.ifname) or t.ifname in RESERVED:
+        problems.add(f"{where}.ifname", f"{t.ifname!r} is not a usable interface name")
+    if kind == "vxlan":
+        if "id" not in raw:
+            problems.add(f"{where}.id", "required: the VXLAN network identifier (1 to 16777215)")
+        else:
+            t.vni = _int(f"{where}.id", raw["id"], 1, 2**24 - 1, problems)
+        t.port = _int(f"{where}.port", raw.get("port", VXLAN_PORT), 1, 65535, problems)
+    for k in (("key",) if kind == "vxlan" else ("id", "port")):
+        if k in raw:
+            problems.add(f"{where}.{k}", f"not used by {kind} tunnels")
+    if kind != "vxlan" and "key" in raw:
+        t.key = _int(f"{where}.key", raw["key"], 0, 2**32 - 1, problems)
+    if kind in L2_TYPES:
+        _l2_fields(topo, t, raw, problems)
+    else:
+        _gre_fields(topo, t, raw, problems)
+    t.underlay = _underlay(topo, t, raw.get("underlay"), problems)
+    return t if len(problems.lines) == before else None
+
+
+def _endpoints(topo, where: str, kind: str, raw: Any, problems: Problems) -> list[str]:
+    count = "two or more" if kind == "vxlan" else "exactly two"
+    if not isinstance(raw, list) or len(raw) < 2 or (kind != "vxlan" and len(raw) != 2):
+        problems.add(f"{where}.endpoints", f"must list {count} nodes, like [site-a, site-b]")
+        return []
+    found = []
+    for j, name in enumerate(raw):
+        if name not in topo.nodes:
+            problems.add(f"{where}.endpoints[{j}]", f"unknown node {name!r}")
+        elif name in found:
+            problems.add(f"{where}.endpoints[{j}]", f"node {name!r} is listed twice")
+        else:
+            found.append(name)
+    return found
+
+
+def _l2_fields(topo, t: Tunnel, raw: dict, problems: Problems) -> None:
+    for k in ("subnet", "mtu"):
+        if k in raw:
+            problems.add(f"{t.where}.{k}", f"not used by {t.type} tunnels (set it on the network)")
+    t.network = raw.get("network")
+    if t.network is None:
+        problems.add(f"{t.where}.network", f"required: the network that {t.type} stretches")
+    elif t.network not in topo.networks:
+        problems.add(f"{t.where}.network", f"unknown network {t.network!r}")
+    sites = raw.get("sites", {})
+    if not isinstance(sites, dict):
+        problems.add(f"{t.where}.sites", "must map endpoints to the nodes at their site, like {site-a: [h1]}")
+        return
+    for endpoint, members in sites.items():
+        at = f"{t.where}.sites.{endpoint}"
+        if endpoint not in t.endpoints:
+            problems.add(at, f"{endpoint!r} is not an endpoint of this tunnel")
+        elif not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            problems.add(at, "must be a list of node names")
+        else:
+            for m in members:
+                if m not in topo.nodes:
+                    problems.add(at, f"unknown node {m!r}")
+                elif t.network and not _attached(topo, m, t.network):
+                    problems.add(at, f"node {m!r} is not on network {t.network}")
+            t.sites[endpoint] = list(members)
+
+
+def _gre_fields(topo, t: Tunnel, raw: dict, problems: Problems) -> None:
+    for k in ("network", "sites"):
+        if k in raw:
+            problems.add(f"{t.where}.{k}", "not used by gre tunnels (gre is routed: give it a subnet)")
+    if "subnet" not in raw:
+        problems.add(f"{t.where}.subnet", "required: the tunnel's own subnet, like 172.16.9.0/30")
+    else:
+        try:
+            t.subnet = ipaddress.IPv4Network(str(raw["subnet"]), strict=True)
+        except ValueError as e:
+            problems.add(f"{t.where}.subnet", f"{raw['subnet']!r} is not an IPv4 subnet ({e})")
+        else:
+            if t.subnet.prefixlen > 31:
+                problems.add(f"{t.where}.subnet", f"{t.subnet} is too small for two endpoints")
+    if "mtu" in raw:
+        t.mtu = _int(f"{t.where}.mtu", raw["mtu"], 68, 65535, problems)
+
+
+def _attached(topo, node: str, network: str) -> bool:
+    return any(a.network == network for a in topo.nodes[node].attachments)
+
+
+def _underlay(topo, t: Tunnel, raw: Any, problems: Problems) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(f"{t.where}.underlay", "must map endpoints to an interface, like {site-a: eth1}")
+        return {}
+    for node, ifname in raw.items():
+        if node not in t.endpoints:
+            problems.add(f"{t.where}.underlay.{node}", f"{node!r} is not an endpoint of this tunnel")
+        elif ifname not in _ifnames(topo, node):
+            problems.add(f"{t.where}.underlay.{node}", f"node {node} has no interface {ifname!r}")
+    return dict(raw)
+
+
+def _ifnames(topo, node: str) -> dict[str, Any]:
+    """A node's interfaces from the file: name -> ('net', network) or ('link', subnet)."""
+    names: dict[str, Any] = {a.ifname: ("net", a.network) for a in topo.nodes[node].attachments}
+    for link in topo.links:
+        for end in link.endpoints:
+            if end.node == node:
+                names[end.ifname] = ("link", link.subnet)
+    return names
+
+
+# ---------------------------------------------------------------- whole-section checks
+
+def stretched(tunnels: list[Tunnel]) -> dict[str, list[Tunnel]]:
+    """network -> the L2 tunnels that stretch it."""
+    nets: dict[str, list[Tunnel]] = {}
+    for t in tunnels:
+        if t.network:
+            nets.setdefault(t.network, []).append(t)
+    return nets
+
+
+def underlay_ifname(topo, t: Tunnel, node: str, nets: dict) -> str | None:
+    """The interface whose address carries this tunnel at `node`: the one named in
+    `underlay:`, else the first addressed interface not on a stretched network."""
+    if node in t.underlay:
+        return t.underlay[node]
+    for ifname, (what, arg) in _ifnames(topo, node).items():
+        if what == "net" and arg not in nets and topo.networks[arg].subnet is not None:
+            return ifname
+        if what == "link" and arg is not None:
+            return ifname
+    return None
+
+
+def validate(topo, problems: Problems) -> None:
+    """Hook: every problem of `tunnels:`, located."""
+    if not topo.tunnels:
+        return
+    tunnels = parse(topo, problems)
+    nets = stretched(tunnels)
+    _check_underlays(topo, tunnels, nets, problems)
+    for net, group in nets.items():
+        _check_sites(topo, net, group, problems)
+        _check_tree(net, group, problems)
+    _check_clashes(topo, tunnels, problems)
+
+
+def _check_underlays(topo, tunnels, nets, problems: Problems) -> None:
+    for t in tunnels:
+        for j, node in enumerate(t.endpoints):
+            ifname = underlay_ifname(topo, t, node, nets)
+            kind = _ifnames(topo, node).get(ifname)
+            if ifname is None:
+                problems.add(f"{t.where}.endpoints[{j}]",
+                             f"node {node} has no underlay address (attach it to a network with a "
+                             f"subnet, or a link with a subnet)")
+            elif kind[0] == "net" and kind[1] in nets:
+                problems.add(f"{t.where}.underlay.{node}",
+                             f"{ifname} is on network {kind[1]}, which a tunnel stretches; "
+                             f"a tunnel cannot run over an overlay")
+            elif kind[1] is None or (kind[0] == "net" and topo.networks[kind[1]].subnet is None):
+                problems.add(f"{t.where}.underlay.{node}", f"{node}:{ifname} has no address (no subnet)")
+    subnets = [(f"networks.{n.name}.subnet", n.subnet) for n in topo.networks.values() if n.subnet]
+    subnets += [(f"links[{i}].subnet", l.subnet) for i, l in enumerate(topo.links) if l.subnet]
+    for t in tunnels:
+        if t.subnet is None:
+            continue
+        for where, other in subnets:
+            if t.subnet.overlaps(other):
+                problems.add(f"{t.where}.subnet", f"{t.subnet} overlaps {other} ({where})")
+        subnets.append((f"{t.where}.subnet", t.subnet))
+
+
+def site_of(topo, net: str, group: list[Tunnel]) -> dict[str, str | None]:
+    """Node on a stretched network -> the endpoint (site) it hangs off; None: nowhere."""
+    endpoints = sorted({e for t in group for e in t.endpoints}, key=len, reverse=True)
+    explicit = {m: site for t in group for site, members in t.sites.items() for m in members}
+    placed: dict[str, str | None] = {}
+    for node in topo.nodes.values():
+        if not _attached(topo, node.name, net):
+            continue
+        if node.name in endpoints:
+            placed[node.name] = node.name
+        elif node.name in explicit:
+            placed[node.name] = explicit[node.name]
+        else:
+            placed[node.name] = next((e for e in endpoints if node.name.startswith(e + "-")), None)
+    return placed
+
+
+def _check_sites(topo, net: str, group: list[Tunnel], problems: Problems) -> None:
+    seen: dict[str, str] = {}
+    for t in group:
+        for site, members in t.sites.items():
+            for m in members:
+                if m in seen and seen[m] != site:
+                    problems.add(f"{t.where}.sites.{site}", f"node {m!r} is already at site {seen[m]}")
+                elif m in {e for g in group for e in g.endpoints} and m != site:
+                    problems.add(f"{t.where}.sites.{site}", f"node {m!r} is an endpoint: it is its own site")
+                seen[m] = site
+    for node, site in site_of(topo, net, group).items():
+        if site is None:
+            problems.add(f"{group[0].where}.sites",
+                         f"node {node!r} is on stretched network {net} but at no site: list it under "
+                         f"{group[0].where}.sites.<endpoint> (or name it <endpoint>-...)")
+
+
+def _check_tree(net: str, group: list[Tunnel], problems: Problems) -> None:
+    """The sites of a stretched network must be joined without loops (the bridges run no
+    spanning tree) and without islands."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for t in group:
+        roots = [root(e) for e in t.endpoints]
+        if len(set(roots)) < len(roots):
+            problems.add(t.where, f"closes a loop on network {net} (its sites are already joined; "
+                                  f"bridges here run no spanning tree: list every site in one vxlan entry)")
+            continue
+        for r in roots[1:]:
+            parent[r] = roots[0]
+    islands = {root(x) for x in list(parent)}
+    if len(islands) > 1:
+        problems.add(group[0].where, f"network {net} is stretched to sites that no tunnel joins "
+                                     f"({len(islands)} separate groups)")
+
+
+def _check_clashes(topo, tunnels, problems: Problems) -> None:
+    """Names and kernel identities that must be unique per endpoint namespace."""
+    nets = stretched(tunnels)
+    names: dict[tuple[str, str], str] = {}
+    for node in topo.nodes:
+        for ifname in _ifnames(topo, node):
+            names[(node, ifname)] = "an interface"
+    for net, group in nets.items():
+        for node in {e for t in group for e in t.endpoints}:
+            if _attached(topo, node, net):
+                continue                  # its own interface on the network is the bridge
+            if (node, net) in names:
+                problems.add(group[0].where, f"node {node} has an interface named {net}, which the "
+                                             f"site bridge of network {net} needs")
+            names[(node, net)] = f"the bridge of network {net}"
+    ids: dict[tuple, str] = {}
+    for t in tunnels:
+        for node in t.endpoints:
+            if (node, t.ifname) in names:
+                problems.add(f"{t.where}.ifname", f"node {node} already has {names[(node, t.ifname)]} "
+                                                  f"named {t.ifname}")
+            names[(node, t.ifname)] = f"a tunnel ({t.where})"
+            others = tuple(sorted(set(t.endpoints) - {node}))
+            ident = (node, "vxlan", t.vni, t.port) if t.type == "vxlan" else (node, t.type, others, t.key)
+            if ident in ids:
+                problems.add(t.where, f"node {node} already terminates the same {t.type} tunnel "
+                                      f"({ids[ident]}); give it another id/key")
+            ids[ident] = t.where
+
+
+# ---------------------------------------------------------------- hooks that delegate
+
+def interfaces(topo, compiled) -> None:
+    """Hook, before routing: gre tunnels are segments the static routes may use."""
+    from . import tunnels_compile
+    tunnels_compile.interfaces(topo, compiled)
+
+
+def compile(topo, compiled, plan) -> None:
+    """Hook: tunnel steps, stretched networks rewired to their sites, MTU warnings."""
+    from . import tunnels_compile
+    tunnels_compile.compile(topo, compiled, plan)
+
+
+def preflight(topo, plan) -> None:
+    """Hook, at `up` before anything is built: refuse tunnel types this kernel lacks."""
+    from .backends.tunnels import require
+    kinds = sorted({s.kind for s in plan.steps if isinstance(s, TunnelDevice)})
+    if kinds:
+        require(kinds)
+
+
+def status(entry: dict, state) -> None:
+    """Hook: the lab's tunnel devices in `netlab status --json`."""
+    devices = [s for s in state.plan.steps if isinstance(s, TunnelDevice)]
+    if devices:
+        entry["tunnels"] = [{"netns": s.ns, "ifname": s.ifname, "type": s.kind, "local": s.local,
+                             "remotes": s.peers, "vni": s.vni, "key": s.gre_key,
+                             "network": s.network, "bridge": s.master,
+                             "mtu": s.mtu} for s in devices]
