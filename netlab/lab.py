@@ -4,6 +4,7 @@ These tie the stages together: compile -> diff against state -> apply -> save st
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -99,24 +100,39 @@ def up(topo: Topology) -> UpResult:
         deletes, creates = [], list(plan.steps)
         extras = {}
         LabState(topo.name, "deploying", plan, topo.source).save()
+    fresh = old is None or old.status != "up"
     ctx = apply.Context(topo.name, extras)
     ctx.progress = apply.Progress(sum(1 for s in creates if isinstance(s, Namespace) and s.node))
     try:
-        apply.run(ctx, deletes, creates)
-        for hook in features.hooks("after_up"):
-            hook(ctx, plan, topo)
-    except BaseException:
-        if old is None or old.status != "up":
-            _remove_everything(topo.name, plan, ctx)
-        elif deletes:
-            # what this run deleted is gone: the state keeps only what still exists
-            gone = {s.key for s in deletes}
-            old.plan.steps = [s for s in old.plan.steps if s.key not in gone]
-            old.save()
-        raise
+        try:
+            apply.run(ctx, deletes, creates)
+        except BaseException:
+            if fresh:
+                _remove_everything(topo.name, plan, ctx)
+            elif ctx.deleted:
+                # a failed reconcile undid its creations; what it deleted is gone, so the
+                # state keeps only what still exists (the next `up` builds the rest)
+                gone = {s.key for s in ctx.deleted}
+                old.plan.steps = [s for s in old.plan.steps if s.key not in gone]
+                old.save()
+            raise
+        # from here the plan's objects exist: the state says so before hooks run
+        done = LabState(topo.name, "up", plan, topo.source, extras=ctx.extras)
+        done.save()
+        extras_before = json.dumps(ctx.extras, sort_keys=True, default=str)
+        try:
+            for hook in features.hooks("after_up"):
+                hook(ctx, plan, topo)
+        except BaseException:
+            if fresh:
+                _remove_everything(topo.name, plan, ctx)
+            else:
+                done.save()
+            raise
+        if json.dumps(ctx.extras, sort_keys=True, default=str) != extras_before:
+            done.save()
     finally:
         ctx.close()
-    LabState(topo.name, "up", plan, topo.source, extras=ctx.extras).save()
     return UpResult(topo.name, len(creates), len(deletes), time.monotonic() - started)
 
 

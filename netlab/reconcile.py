@@ -20,15 +20,22 @@ def diff(old: Plan, new: Plan, missing: set[tuple] = frozenset()) -> tuple[list[
     """(deletes in reverse dependency order, creates in plan order). `missing` holds keys
     of old steps found absent on the host (e.g. a namespace someone removed)."""
     new_by_key = {s.key: s for s in new.steps}
+    old_keys = {s.key for s in old.steps}
     resolve = _resolver(old)
     changed: set[tuple] = set(missing)
+    # The kernel flushes an interface's routes when an address on it goes: a route on an
+    # interface whose addresses change must be made again even if it did not change.
+    readdressed = {(s.ns, s.ifname) for s in new.steps if s.type == "addr" and s.key not in old_keys}
     for s in old.steps:
         twin = new_by_key.get(s.key)
         if twin is None or twin.to_dict() != s.to_dict():
             changed.add(s.key)
         elif any(resolve(p) in changed for p in s.parents):
             changed.add(s.key)
-    old_keys = {s.key for s in old.steps}
+        elif s.type == "route" and (s.ns, s.dev) in readdressed:
+            changed.add(s.key)
+        if s.type == "addr" and s.key in changed:
+            readdressed.add((s.ns, s.ifname))
     deletes = [s for s in reversed(old.steps) if s.key in changed]
     creates = [s for s in new.steps if s.key in changed or s.key not in old_keys]
     return deletes, creates

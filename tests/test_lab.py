@@ -174,3 +174,35 @@ def test_down_finds_a_lab_by_its_marks_when_state_is_lost():
         assert not [n for n in kernel.list_netns() if n.startswith("core-rt")]
     finally:
         labops.down("core-rt")
+
+
+def test_reconcile_of_a_changed_address_keeps_the_routes_on_that_interface(deploy):
+    """The kernel flushes an interface's routes with its last address; reconcile must
+    put them back even though the routes themselves did not change."""
+    deploy(ROUTED)
+    moved = ROUTED.replace("  pc1: {networks: [lan-a]}", "  pc1: {networks: {lan-a: 10.61.1.77}}")
+    labops.up(load_text(moved))
+    routes = nsexec("core-rt-pc1", "ip", "route").stdout
+    assert "default via" in routes, routes
+    assert ping("core-rt-pc1", addresses("core-rt")["pc3"][0])
+    again = labops.up(load_text(moved))
+    assert (again.created, again.deleted) == (0, 0)
+
+
+def test_a_failing_after_up_hook_leaves_state_that_matches_the_kernel(deploy, monkeypatch):
+    from netlab import features
+    deploy(ROUTED)
+    grown = ROUTED.replace("  pc3: {networks: [lan-c]}", "  pc3: {networks: [lan-c]}\n  pc9: {networks: [lan-c]}")
+
+    def broken(ctx, plan, topo):
+        raise ApplyError("hook failed")
+    real = features.hooks
+    monkeypatch.setattr(features, "hooks", lambda name: real(name) + ([broken] if name == "after_up" else []))
+    with pytest.raises(ApplyError):
+        labops.up(load_text(grown))
+    monkeypatch.setattr(features, "hooks", real)
+    assert kernel.netns_exists("core-rt-pc9")
+    st = LabState.load("core-rt")
+    assert ("netns", "core-rt-pc9") in {s.key for s in st.plan.steps}
+    labops.down("core-rt")
+    assert not kernel.netns_exists("core-rt-pc9")
