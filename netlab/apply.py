@@ -33,6 +33,11 @@ class Executor:
 
 EXECUTORS: dict[str, Executor] = {}
 
+# Pre-phases run before a run's creations (e.g. containers created and started in
+# parallel): objects with prepare(ctx, creates) and abandon(ctx) (undo what was prepared
+# but not consumed, when the run fails).
+PHASES: list = []
+
 
 def executor(type_name: str) -> Callable:
     def register(cls):
@@ -75,6 +80,7 @@ class Context:
         self._fds: dict[str, int] = {}
         self.indexes: dict[tuple[str, str], int] = {}
         self.progress: Progress | None = None
+        self.deleted: list[Step] = []        # what this run removed (kept also on failure)
 
     def adopt(self, ns: str, ipr: IPRoute) -> None:
         """Keep a socket that was opened inside `ns` (e.g. right after creating it)."""
@@ -131,26 +137,35 @@ def run(ctx: Context, deletes: Iterable[Step], creates: Iterable[Step]) -> list[
     and raise ApplyError naming the step. Returns the steps created."""
     deleted_ns: set[str] = set()
     for s in deletes:
-        if getattr(s, "ns", None) in deleted_ns:
-            continue
-        delete_step(ctx, s)
+        if getattr(s, "ns", None) not in deleted_ns:
+            delete_step(ctx, s)
+        ctx.deleted.append(s)
         if isinstance(s, Namespace):
             deleted_ns.add(s.ns)
     done: list[Step] = []
+    s = None
+    creates = list(creates)
     try:
+        for phase in PHASES:
+            phase.prepare(ctx, creates)
         for s in creates:
             EXECUTORS[s.type].create(ctx, s)
             done.append(s)
             if ctx.progress and isinstance(s, Namespace) and s.node:
                 ctx.progress.tick()
     except BaseException as err:
+        for phase in PHASES:
+            try:
+                phase.abandon(ctx)
+            except Exception:
+                pass
         undo(ctx, done)
         if isinstance(err, ApplyError):
             raise
         if isinstance(err, KeyboardInterrupt):
             raise ApplyError("interrupted; undid what this run had made") from None
-        raise ApplyError(f"{s.describe().split(None, 1)[0]} {s.describe().split(None, 1)[1]}: "
-                         f"{describe_error(err)}") from err
+        where = s.describe() if s is not None else "preparing the run"
+        raise ApplyError(f"{' '.join(where.split())}: {describe_error(err)}") from err
     return done
 
 
