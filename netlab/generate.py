@@ -8,8 +8,9 @@ import yaml
 
 
 def lan(hosts: int, name: str = "lan") -> str:
-    """N hosts on one segment, with a subnet just big enough (at least a /24)."""
-    bits = max(8, math.ceil(math.log2(hosts + 2)))
+    """N hosts on one segment, with a subnet just big enough (at least a /24); one
+    address is left for the lab's DNS server (netlab.dns)."""
+    bits = max(8, math.ceil(math.log2(hosts + 3)))
     subnet = ipaddress.IPv4Network(f"10.0.0.0/{32 - bits}")
     width = len(str(hosts))
     topo = {

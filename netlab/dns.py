@@ -1,0 +1,475 @@
+"""DNS and service discovery for a lab: validates the `dns:` section, compiles the lab's
+DNS server, zone and per-node resolver settings into steps, and keeps the server running
+(feature hooks validate, compile, after_up, teardown, status).
+
+Design (README "DNS and service discovery"): one dnsmasq per lab runs in the lab
+namespace `<lab>--lab`, which holds every network's bridge. It takes one address on each
+bridge, the highest host address no node uses, so every segment has its DNS server
+on-link; nodes on point-to-point links only ask one through their routers, and the lab
+namespace gets a route back to their link subnet (it never forwards: ip_forward stays 0,
+so segments stay apart). Names: `<node>.<domain>` (answered with the address on the
+asker's segment when there is one), `<node>.<network>.<domain>` per interface
+(`<node>.<ifname>.<domain>` on links), A and AAAA (dual-stack), PTR for every lab address
+(-> `<node>.<domain>`),
+plus the records of `dns:`:
+
+    dns:
+      ttl: 60                                   # seconds, for every lab record
+      records:
+        - {name: master, cname: n1}
+        - {name: vip, a: [10.0.0.10, 10.0.0.11]}
+        - {name: vip6, aaaa: "2001:db8::10"}
+        - {name: _rdzv._tcp.train, srv: {target: master, port: 29500}}   # or "master:29500"
+        - {name: train, txt: "world_size=4"}
+    # dns: false  turns the lab's DNS off
+
+The step types and the process handling live in netlab.backends.dns.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backends.dns import (DnsListen, DnsServer, DnsZone, alive, files, record_from_pidfile,
+                           start, stop, _write)
+from .backends.resolv import DnsClient, group_dir, link_node, our_links, prune_groups, unlink_node
+
+DEFAULT_TTL = 60
+SPEC_KEYS = {"ttl", "records"}
+RECORD_KINDS = ("a", "aaaa", "cname", "srv", "txt")
+LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+TXT_TEXT = re.compile(r'^[ !#-\[\]-~]{0,255}$')       # printable ASCII without " and \
+MAX_NAMESERVERS = 3
+
+
+@dataclass
+class Record:
+    where: str
+    name: str                           # fully qualified, no trailing dot
+    kind: str                           # a | cname | srv | txt
+    values: tuple = ()                  # a: addresses; cname: (target,); srv: (target, port,
+                                        # priority, weight); txt: strings
+
+
+@dataclass
+class DnsSpec:
+    enabled: bool = True
+    ttl: int = DEFAULT_TTL
+    records: list[Record] = field(default_factory=list)
+
+
+# --- names --------------------------------------------------------------------
+
+def qualify(name: str, domain: str) -> str | None:
+    """A record name made absolute: relative to the lab domain, '@' for the domain
+    itself, or absolute with a trailing dot (inside the domain). None if invalid."""
+    name = name.strip().lower()
+    if name == "@":
+        return domain
+    if name.endswith("."):
+        full = name[:-1]
+        if full != domain and not full.endswith("." + domain):
+            return None
+        relative = full[: -len(domain)].rstrip(".")
+    else:
+        full, relative = f"{name}.{domain}", name
+    if relative and not all(LABEL.match(label) for label in relative.split(".")):
+        return None
+    return full if len(full) <= 253 else None
+
+
+def iface_label(segment: str, ifname: str) -> str:
+    """The per-interface label: the network's name, or the interface name on a link."""
+    if not segment.startswith("link:"):
+        return segment
+    return ifname.lower().replace(".", "-")
+
+
+def node_names(topo) -> set[str]:
+    """Every name the lab's nodes give the zone (node and per-interface names)."""
+    names = set()
+    for node in topo.nodes.values():
+        names.add(f"{node.name}.{topo.domain}")
+        for att in node.attachments:
+            names.add(f"{node.name}.{att.network}.{topo.domain}")
+    for link in topo.links:
+        for end in link.endpoints:
+            names.add(f"{end.node}.{iface_label('link:', end.ifname)}.{topo.domain}")
+    return names
+
+
+# --- the dns: section -----------------------------------------------------------
+
+def parse(topo, problems=None) -> DnsSpec:
+    """The `dns:` section as a DnsSpec; problems (if given) get one located line each."""
+    def bad(where: str, what: str) -> None:
+        if problems is not None:
+            problems.add(where, what)
+
+    raw = topo.dns
+    if raw is None:
+        return DnsSpec()
+    if raw is False:
+        return DnsSpec(enabled=False)
+    if not isinstance(raw, dict):
+        bad("dns", "must be a mapping (ttl, records) or false")
+        return DnsSpec()
+    for key in raw:
+        if key not in SPEC_KEYS:
+            bad(f"dns.{key}", "unknown key (expected ttl or records)")
+    spec = DnsSpec()
+    ttl = raw.get("ttl", DEFAULT_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 2**31 - 1:
+        bad("dns.ttl", f"{ttl!r} must be a number of seconds (0 or more)")
+    else:
+        spec.ttl = ttl
+    records = raw.get("records") or []
+    if not isinstance(records, list):
+        bad("dns.records", "must be a list of records")
+        return spec
+    for i, item in enumerate(records):
+        record = _parse_record(f"dns.records[{i}]", item, topo.domain, bad)
+        if record is not None:
+            spec.records.append(record)
+    _check_names(topo, spec, bad)
+    return spec
+
+
+def _parse_record(where: str, item: Any, domain: str, bad) -> Record | None:
+    if not isinstance(item, dict):
+        bad(where, "a record is a mapping like {name: api, cname: web}")
+        return None
+    kinds = [k for k in RECORD_KINDS if k in item]
+    for key in item:
+        if key != "name" and key not in RECORD_KINDS:
+            bad(f"{where}.{key}", "unknown key (expected name and one of a, aaaa, cname, srv, txt)")
+    if len(kinds) != 1:
+        bad(where, "needs exactly one of a, aaaa, cname, srv, txt")
+        return None
+    kind = kinds[0]
+    name = qualify(item["name"], domain) if isinstance(item.get("name"), str) else None
+    if name is None:
+        bad(f"{where}.name", f"{item.get('name')!r} must be a DNS name inside {domain} "
+                             f"(relative like 'api' or '_http._tcp.web', '@', or ending in '.{domain}.')")
+        return None
+    value = item[kind]
+    values = {"a": _a_values, "aaaa": _aaaa_values, "cname": _cname_values, "srv": _srv_values,
+              "txt": _txt_values}[kind](f"{where}.{kind}", value, domain, bad)
+    return None if values is None else Record(where, name, kind, values)
+
+
+def _a_values(where, value, domain, bad):
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        try:
+            out.append(str(ipaddress.IPv4Address(str(item))))
+        except ValueError:
+            bad(where, f"{item!r} is not an IPv4 address")
+            return None
+    return tuple(out) if out else bad(where, "needs at least one address")
+
+
+def _aaaa_values(where, value, domain, bad):
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        try:
+            out.append(str(ipaddress.IPv6Address(str(item))))
+        except ValueError:
+            bad(where, f"{item!r} is not an IPv6 address")
+            return None
+    return tuple(out) if out else bad(where, "needs at least one address")
+
+
+def _cname_values(where, value, domain, bad):
+    target = qualify(value, domain) if isinstance(value, str) else None
+    if target is None:
+        bad(where, f"{value!r} must be a name inside {domain}")
+        return None
+    return (target,)
+
+
+def _srv_values(where, value, domain, bad):
+    if isinstance(value, str) and ":" in value:
+        target, _, port = value.rpartition(":")
+        value = {"target": target, "port": int(port) if port.isdigit() else port}
+    if not isinstance(value, dict):
+        bad(where, "must be {target: NAME, port: N} (priority, weight optional) or 'NAME:PORT'")
+        return None
+    for key in value:
+        if key not in ("target", "port", "priority", "weight"):
+            bad(f"{where}.{key}", "unknown key (expected target, port, priority, weight)")
+            return None
+    target = qualify(value.get("target"), domain) if isinstance(value.get("target"), str) else None
+    if target is None:
+        bad(f"{where}.target", f"{value.get('target')!r} must be a name inside {domain}")
+        return None
+    numbers = []
+    for key, default in (("port", None), ("priority", 0), ("weight", 0)):
+        n = value.get(key, default)
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 65535 or (key == "port" and n == 0):
+            bad(f"{where}.{key}", f"{n!r} must be a number from {1 if key == 'port' else 0} to 65535")
+            return None
+        numbers.append(str(n))
+    return (target, *numbers)
+
+
+def _txt_values(where, value, domain, bad):
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, (str, int, float)) or isinstance(item, bool) or not TXT_TEXT.match(str(item)):
+            bad(where, f"{item!r}: TXT strings are printable ASCII without \" or \\, at most 255 characters")
+            return None
+    return tuple(str(i) for i in items) or bad(where, "needs at least one string")
+
+
+def _check_names(topo, spec: DnsSpec, bad) -> None:
+    nodes = node_names(topo)
+    cnames = {}
+    others: dict[str, str] = {}
+    for r in spec.records:
+        if r.kind in ("a", "aaaa", "cname") and r.name in nodes:
+            bad(f"{r.where}.name", f"{r.name} is already a node's name")
+        elif r.kind == "cname":
+            if r.name in cnames or r.name in others:
+                bad(f"{r.where}.name", f"{r.name} already has records ({cnames.get(r.name) or others[r.name]}); "
+                                       f"a CNAME must be the only record of its name")
+            cnames.setdefault(r.name, r.where)
+        else:
+            if r.name in cnames:
+                bad(f"{r.where}.name", f"{r.name} is a CNAME ({cnames[r.name]}); it cannot have other records")
+            others.setdefault(r.name, r.where)
+    known = nodes | set(cnames) | {r.name for r in spec.records if r.kind in ("a", "aaaa")}
+    for r in spec.records:
+        if r.kind in ("cname", "srv") and r.values[0] not in known:
+            where = f"{r.where}.{r.kind}" + (".target" if r.kind == "srv" else "")
+            bad(where, f"unknown name {r.values[0]!r} (not a node, nor an a, aaaa or cname record)")
+
+
+def validate(topo, problems) -> None:
+    spec = parse(topo, problems)
+    if not spec.enabled:
+        return
+    for net in topo.networks.values():
+        if net.subnet is None:
+            continue
+        usable = net.subnet.num_addresses - (2 if net.subnet.prefixlen < 31 else 0)
+        members = sum(1 for n in topo.nodes.values() for a in n.attachments if a.network == net.name)
+        if members >= usable:
+            problems.add(f"networks.{net.name}.subnet",
+                         f"{net.subnet} is full ({members} nodes): the lab's DNS server needs one "
+                         f"free address on it; use a larger subnet, or `dns: false`")
+
+
+# --- compile ----------------------------------------------------------------------
+
+def server_addresses(topo, compiled, version: int = 4) -> dict[str, Any]:
+    """Per network with an IPv4 subnet: the highest host address no node uses. With
+    version=6: the same in the IPv6 subnet of networks that have no IPv4 subnet."""
+    used: dict[str, set] = {}
+    for ifaces in compiled.ifaces.values():
+        for iface in ifaces:
+            address = iface.address if version == 4 else getattr(iface, "address6", None)
+            if address is not None:
+                used.setdefault(iface.segment, set()).add(int(address))
+    servers = {}
+    for net in topo.networks.values():
+        subnet = net.subnet if version == 4 else (_v6(net.subnet6) if net.subnet is None else None)
+        if subnet is None:
+            continue
+        top, bottom = int(subnet.broadcast_address), int(subnet.network_address)
+        if version == 6 or subnet.prefixlen < 31:
+            top, bottom = top - (1 if version == 4 else 0), bottom + 1
+        for candidate in range(top, max(bottom, top - 65536) - 1, -1):
+            if candidate not in used.get(net.name, ()):
+                servers[net.name] = ipaddress.ip_interface(
+                    f"{ipaddress.ip_address(candidate) if version == 4 else ipaddress.IPv6Address(candidate)}"
+                    f"/{subnet.prefixlen}")
+                break
+    return servers
+
+
+def _v6(subnet) -> ipaddress.IPv6Network | None:
+    return ipaddress.IPv6Network(str(subnet)) if subnet else None
+
+
+def bridge_mac(lab_ns: str, network: str) -> str:
+    """A stable, locally administered MAC for a bridge that carries the server's address."""
+    digest = hashlib.sha1(f"{lab_ns}/{network}".encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
+def _reaches(compiled, node: str, address: ipaddress.IPv4Address) -> bool:
+    for dst, _via, _dev in compiled.routes.get(node, []):
+        if dst == "default":
+            return True
+        net = ipaddress.ip_network(dst)
+        if net.version == 4 and address in net:
+            return True
+    return False
+
+
+def _via_link(topo, compiled, servers, link_seg, subnet):
+    """(network, router address on it) through which the lab namespace best reaches a
+    link subnet: a router on the link first, then one with a route to it; by name."""
+    best = None
+    for name, node in topo.nodes.items():
+        if not node.is_router:
+            continue
+        ifaces = compiled.ifaces[name]
+        direct = any(i.segment == link_seg for i in ifaces)
+        if not direct and not any(dst == str(subnet) for dst, _, _ in compiled.routes.get(name, [])):
+            continue
+        for i in ifaces:
+            if i.segment in servers and i.address is not None:
+                cand = (0 if direct else 1, i.segment, name, str(i.address))
+                best = cand if best is None or cand < best else best
+    return (best[1], best[3]) if best else None
+
+
+def resolvers(topo, compiled, servers, servers6=None) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(nameservers per node, lab-namespace routes per network as 'dst via')."""
+    clients: dict[str, list[str]] = {}
+    routes: dict[str, list[str]] = {}
+    for name in topo.nodes:
+        found = []
+        for table in (servers, servers6 or {}):
+            for iface in compiled.ifaces[name]:
+                server = table.get(iface.segment)
+                if server is not None and str(server.ip) not in found:
+                    found.append(str(server.ip))
+        if not found:
+            for iface in compiled.ifaces[name]:
+                if not iface.segment.startswith("link:") or iface.subnet is None or iface.address is None:
+                    continue
+                via = _via_link(topo, compiled, servers, iface.segment, iface.subnet)
+                if via is None or not _reaches(compiled, name, servers[via[0]].ip):
+                    continue
+                route = f"{iface.subnet} {via[1]}"
+                if route not in routes.setdefault(via[0], []):
+                    routes[via[0]].append(route)
+                found.append(str(servers[via[0]].ip))
+                break
+        clients[name] = found[:MAX_NAMESERVERS]
+    return clients, routes
+
+
+def zone_lines(topo, compiled, spec: DnsSpec) -> list[str]:
+    """hosts-file lines: per address '<addr> <node>.<domain> <node>.<label>.<domain>'
+    (the first name answers PTR), then the extra A records."""
+    lines = []
+    for name in topo.nodes:
+        for iface in compiled.ifaces[name]:
+            label = iface_label(iface.segment, iface.ifname)
+            for address in (iface.address, getattr(iface, "address6", None)):
+                if address is not None:
+                    lines.append(f"{address} {name}.{topo.domain} {name}.{label}.{topo.domain}")
+    for r in spec.records:
+        if r.kind in ("a", "aaaa"):
+            lines += [f"{address} {r.name}" for address in r.values]
+    return lines
+
+
+def server_options(topo, spec: DnsSpec) -> list[str]:
+    """Records and answers: the lab zone and everything else are local (NXDOMAIN for
+    unknown names, in-addr.arpa included); nothing is ever forwarded."""
+    options = [f"local=/{topo.domain}/", "local=/#/", f"local-ttl={spec.ttl}"]
+    for r in spec.records:
+        if r.kind == "cname":
+            options.append(f"cname={r.name},{r.values[0]}")
+        elif r.kind == "srv":
+            options.append(f"srv-host={r.name},{','.join(r.values)}")
+        elif r.kind == "txt":
+            options.append(f"txt-record={r.name}," + ",".join(f'"{t}"' for t in r.values))
+    return options
+
+
+def compile(topo, compiled, plan) -> None:
+    spec = parse(topo)
+    meta: dict[str, Any] = {"enabled": spec.enabled, "domain": topo.domain, "ttl": spec.ttl,
+                            "servers": {}, "clients": {}}
+    plan.meta["dns"] = meta
+    if not spec.enabled:
+        return
+    servers = server_addresses(topo, compiled)
+    servers6 = server_addresses(topo, compiled, version=6)
+    if not servers and not servers6:
+        if topo.dns is not None:
+            plan.warnings.append("dns: no network has a subnet, so the lab has no DNS server")
+        meta["enabled"] = False
+        return
+    clients, routes = resolvers(topo, compiled, servers, servers6)
+    lab_ns = topo.switch_netns
+    for net, address in {**servers, **servers6}.items():
+        plan.add(DnsListen(lab_ns=lab_ns, network=net, cidr=str(address),
+                           routes=tuple(routes.get(net, [])), mac=bridge_mac(lab_ns, net)))
+    plan.add(DnsZone(lab=topo.name, domain=topo.domain, lines=tuple(zone_lines(topo, compiled, spec))))
+    plan.add(DnsServer(lab=topo.name, lab_ns=lab_ns, domain=topo.domain,
+                       listen=tuple(f"{net}={a.ip}" for net, a in {**servers, **servers6}.items()),
+                       options=tuple(server_options(topo, spec))))
+    for name, node in topo.nodes.items():
+        own = [f"{i.address} {name}.{topo.domain} {name}" for i in compiled.ifaces[name]
+               if i.address and node.is_container]
+        plan.add(DnsClient(netns=topo.netns(name), lab=topo.name, node=name, domain=topo.domain,
+                           nameservers=tuple(clients[name]), hosts=tuple(own),
+                           container=node.is_container))
+    lost = [name for name in topo.nodes if not clients[name]]
+    if lost:
+        plan.warnings.append(f"dns: {'node' if len(lost) == 1 else 'nodes'} {', '.join(lost)} "
+                             f"{'reaches' if len(lost) == 1 else 'reach'} no DNS server "
+                             f"(no network with a subnet, and no route to one)")
+    meta["servers"] = {net: str(a.ip) for net, a in servers.items()}        # IPv4 (nft reads it)
+    meta["servers6"] = {net: str(a.ip) for net, a in servers6.items()}      # IPv6-only networks
+    meta["clients"] = clients
+
+
+# --- lifecycle hooks ----------------------------------------------------------------
+
+def after_up(ctx, plan, topo) -> None:
+    """Restart the server if it died since the lab came up (reconcile leaves an unchanged
+    step alone), put back node links someone removed, and drop unused shared files."""
+    server = next((s for s in plan.steps if isinstance(s, DnsServer)), None)
+    if server is not None and not alive(ctx.extras.get("dns")):
+        record = record_from_pidfile(ctx.lab)
+        if alive(record):
+            ctx.extras["dns"] = record
+        else:
+            zone = next((s for s in plan.steps if isinstance(s, DnsZone)), None)
+            if zone is not None:
+                _write(files(ctx.lab)["hosts"], "".join(line + "\n" for line in zone.lines))
+            ctx.extras["dns"] = start(server)
+    clients = [s for s in plan.steps if isinstance(s, DnsClient)]
+    for s in clients:
+        link_node(s)
+    prune_groups(ctx.lab, {group_dir(s) for s in clients})
+
+
+def teardown(lab, plan, extras) -> None:
+    """Stop the server by PID and remove every file and link made for the lab's nodes."""
+    stop((extras or {}).get("dns") or record_from_pidfile(lab))
+    netns = {s.netns for s in (plan.steps if plan else []) if isinstance(s, DnsClient)}
+    for name in sorted(netns | set(our_links(lab))):
+        unlink_node(name, lab)
+    prune_groups(lab, set())
+    for path in files(lab).values():
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def status(entry, st) -> None:
+    server = next((s for s in st.plan.steps if isinstance(s, DnsServer)), None)
+    if server is None:
+        return
+    record = st.extras.get("dns") or {}
+    running = alive(record)
+    entry["dns"] = {"domain": server.domain, "servers": st.plan.meta.get("dns", {}).get("servers", {}),
+                    "pid": record.get("pid"), "running": running}
+    if not running:
+        entry["healthy"] = False
