@@ -21,7 +21,9 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, where: str, what: str) -> None:
-        self.lines.append(f"{where}: {what}" if where else what)
+        line = f"{where}: {what}" if where else what
+        if line not in self.lines:          # e.g. a bad default, met once per node
+            self.lines.append(line)
 
     def __bool__(self) -> bool:
         return bool(self.lines)

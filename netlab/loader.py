@@ -14,8 +14,32 @@ from . import features
 from .errors import Problems, TopologyError
 from .model import Attachment, Endpoint, Link, Network, Node, Topology
 
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, mark):
+        super().__init__()
+        self.problem, self.problem_mark = f"duplicate key {key!r}", mark
+
+
+def _unique_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise DuplicateKey(key, key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+def _strict(base):
+    """A safe loader that refuses a key given twice (YAML would keep the last silently)."""
+    cls = type(f"Strict{base.__name__}", (base,), {})
+    cls.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+    return cls
+
+
 # libyaml's C parser when PyYAML has it: ~10x faster on big generated labs
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_LOADER = _strict(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+PURE_LOADER = _strict(yaml.SafeLoader)
 
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 OBJ_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -50,7 +74,7 @@ def load_text(text: str, source: str = "<topology>") -> Topology:
     except yaml.YAMLError as c_error:
         error = c_error
         try:   # the pure-Python parser words errors the same on every machine
-            yaml.load(text, Loader=yaml.SafeLoader)
+            yaml.load(text, Loader=PURE_LOADER)
         except yaml.YAMLError as e:
             error = e
         raise TopologyError([_yaml_problem(error, source)]) from None
@@ -105,9 +129,12 @@ def _subnet(where: str, value: Any, problems: Problems, version: int = 4):
         hint = "IPv6 goes in subnet6" if version == 4 else "IPv4 goes in subnet"
         problems.add(where, f"'{value}' is not IPv{version} ({hint})")
         return None
-    if str(net) != value and "/" in value:
-        problems.add(where, f"'{value}' has host bits set; did you mean {net}?")
-        return None
+    if "/" in value:
+        try:
+            ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            problems.add(where, f"'{value}' has host bits set; did you mean {net}?")
+            return None
     if "/" not in value:
         problems.add(where, f"'{value}' needs a prefix length (like {value}/{24 if version == 4 else 64})")
         return None
@@ -155,7 +182,7 @@ def build(raw: dict) -> Topology:
     defaults = _mapping("defaults", raw.get("defaults"), problems)
     _unknown_keys("defaults", defaults, NODE_KEYS - {"networks"}, problems)
     _load_nodes(topo, _mapping("nodes", raw.get("nodes"), problems), defaults, problems)
-    if not topo.nodes and "nodes" in raw and not problems:
+    if not topo.nodes and not problems:
         problems.add("nodes", "a lab needs at least one node")
     _load_links(topo, raw.get("links"), problems)
     for key in ("tunnels", "checks"):
@@ -208,13 +235,17 @@ def _load_nodes(topo: Topology, raw: dict, defaults: dict, problems: Problems) -
         _unknown_keys(where, spec, NODE_KEYS, problems)
         merged = {**defaults, **spec}
         node = Node(name=node_name)
+
+        def at(key: str, where=where, spec=spec) -> str:
+            """Where a field's value came from: the node, or `defaults` (said once)."""
+            return f"{where}.{key}" if key in spec else f"defaults.{key}"
         kind = merged.get("kind", "host")
         if kind not in KINDS:
-            problems.add(f"{where}.kind", f"unknown kind {kind!r} (expected host, router or container)")
+            problems.add(at("kind"), f"unknown kind {kind!r} (expected host, router or container)")
             kind = "host"
         image = merged.get("image")
         if image is not None and not isinstance(image, str):
-            problems.add(f"{where}.image", f"must be an image name, not {_type_name(image)}")
+            problems.add(at("image"), f"must be an image name, not {_type_name(image)}")
             image = None
         if kind == "container" and not image:
             problems.add(f"{where}.image", "a container node needs an image")
@@ -222,21 +253,21 @@ def _load_nodes(topo: Topology, raw: dict, defaults: dict, problems: Problems) -
         node.image = image
         if "cmd" in merged:
             cmd = merged["cmd"]
-            node.cmd = cmd.split() if isinstance(cmd, str) else _str_list(f"{where}.cmd", cmd, problems)
-        env = _mapping(f"{where}.env", merged.get("env"), problems)
+            node.cmd = cmd.split() if isinstance(cmd, str) else _str_list(at("cmd"), cmd, problems)
+        env = _mapping(at("env"), merged.get("env"), problems)
         node.env = {str(k): str(v) for k, v in env.items()}
-        node.binds = _str_list(f"{where}.binds", merged.get("binds"), problems)
-        node.exec = _str_list(f"{where}.exec", merged.get("exec"), problems)
-        node.cap_add = _str_list(f"{where}.cap_add", merged.get("cap_add"), problems)
+        node.binds = _str_list(at("binds"), merged.get("binds"), problems)
+        node.exec = _str_list(at("exec"), merged.get("exec"), problems)
+        node.cap_add = _str_list(at("cap_add"), merged.get("cap_add"), problems)
         privileged = merged.get("privileged", False)
         if not isinstance(privileged, bool):
-            problems.add(f"{where}.privileged", "must be true or false")
+            problems.add(at("privileged"), "must be true or false")
         node.privileged = privileged is True
         node.nat = merged.get("nat")
         node.firewall = merged.get("firewall")
         services = merged.get("services")
         if services is not None and not isinstance(services, list):
-            problems.add(f"{where}.services", f"must be a list, not {_type_name(services)}")
+            problems.add(at("services"), f"must be a list, not {_type_name(services)}")
         else:
             node.services = services or []
         _load_attachments(topo, node, spec.get("networks"), where, problems)
@@ -265,10 +296,15 @@ def _load_attachments(topo: Topology, node: Node, raw: Any, where: str, problems
         seen.add(net_name)
         fixed = {4: None, 6: None}
         for value in (address if isinstance(address, list) else [] if address is None else [address]):
+            text, _, prefix = str(value).partition("/")
             try:
-                ip = ipaddress.ip_address(str(value).split("/")[0])
+                ip = ipaddress.ip_address(text)
             except ValueError:
                 problems.add(at, f"{value!r} is not an IP address")
+                continue
+            subnet = getattr(topo.networks[net_name], "subnet" if ip.version == 4 else "subnet6")
+            if prefix and (subnet is None or prefix != str(subnet.prefixlen)):
+                problems.add(at, f"{value!r}: give the address alone; its prefix length comes from the network's subnet")
                 continue
             if fixed[ip.version] is not None:
                 problems.add(at, f"more than one IPv{ip.version} address given")
