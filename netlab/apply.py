@@ -17,7 +17,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from . import kernel
 from .errors import ApplyError
-from .plan import Namespace, Step
+from .plan import Namespace, Step, Veth
 
 MARK_PREFIX = "netlab:"
 GONE = {errno.ENODEV, errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL}
@@ -185,9 +185,22 @@ def undo(ctx: Context, done: list[Step]) -> None:
 def delete_step(ctx: Context, s: Step) -> None:
     ns = getattr(s, "ns", None)
     if ns is not None and not isinstance(s, Namespace) and not kernel.netns_exists(ns):
+        if isinstance(s, Veth) and kernel.netns_exists(s.peer_ns):
+            _delete_orphan_peer(ctx, s)
         return
     try:
         EXECUTORS[s.type].delete(ctx, s)
     except Exception as err:
         if not is_gone(err):
             raise ApplyError(f"removing {s.describe()}: {describe_error(err)}") from err
+
+
+def _delete_orphan_peer(ctx: Context, s: Veth) -> None:
+    """A namespace that vanished while a process still held it keeps its veths alive, so
+    the far end (a bridge port in the lab namespace) would block re-creating the pair."""
+    try:
+        ctx.ipr(s.peer_ns).link("del", ifname=s.peer)
+    except Exception as err:
+        if not is_gone(err):
+            raise
+    ctx.indexes.pop((s.peer_ns, s.peer), None)

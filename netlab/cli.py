@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from . import features
 from . import lab as labops
 from .errors import ApplyError, TopologyError
 from .loader import load_file
@@ -31,15 +32,18 @@ def _load(path: str):
 
 def lab_name(file_or_lab: str) -> str:
     """A lab named directly, or by its topology file (only the name needs to be valid)."""
+    from .loader import LAB_NAME
+    name = file_or_lab
     if os.path.isfile(file_or_lab):
         import yaml
         try:
             with open(file_or_lab) as f:
-                data = yaml.safe_load(f)
-            return str(data["name"])
+                name = str(yaml.safe_load(f)["name"])
         except Exception:
             _fail(f"{file_or_lab}: cannot read the lab name from this file", 2)
-    return file_or_lab
+    if not LAB_NAME.match(name):
+        _fail(f"{name!r} is neither a topology file nor a lab name", 2)
+    return name
 
 
 class Group(click.Group):
@@ -56,6 +60,12 @@ class Group(click.Group):
             sys.exit(2)
         except KeyboardInterrupt:
             _fail("interrupted", 1)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as e:         # never a traceback; NETLAB_DEBUG=1 shows it
+            if os.environ.get("NETLAB_DEBUG") == "1":
+                raise
+            _fail(f"{type(e).__name__}: {e}", 1)
 
 
 @click.group(cls=Group)
@@ -127,6 +137,9 @@ def status(lab, as_json):
             kind = node["kind"] + (f" [{node['image']}]" if node["image"] else "")
             state = "" if node["healthy"] else "  MISSING"
             click.echo(f"  {node['name']:<16} {kind:<24} {addrs}{state}")
+        for hook in features.hooks("status_lines"):     # links, tunnels, faults, counters...
+            for line in hook(entry):
+                click.echo(line)
 
 
 @main.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -168,3 +181,8 @@ def generate_lan(hosts, name):
     if not LAB_NAME.match(name):
         _fail(f"--name {name!r} must match ^[a-z][a-z0-9-]{{0,11}}$", 2)
     click.echo(lan(hosts, name), nl=False)
+main.add_command(__import__("netlab.checks.cli", fromlist=["check"]).check)
+main.add_command(__import__("netlab.nft_cli", fromlist=["rules"]).rules)
+main.add_command(__import__("netlab.graph", fromlist=["graph_command"]).graph_command)
+main.add_command(__import__("netlab.capture_cli", fromlist=["capture_command"]).capture_command)
+main.add_command(__import__("netlab.faults.cli", fromlist=["fault"]).fault)

@@ -215,11 +215,17 @@ def destroy_all() -> list[str]:
     runtime = backends.netns.RUNTIMES.get("container")
     if runtime is not None:
         labs |= set(runtime.all_labs())
+    failed = []
     for lab in sorted(labs):
-        down(lab, marks.get(lab, []))
+        try:
+            down(lab, marks.get(lab, []))
+        except Exception as err:      # one broken lab must not keep the others on the host
+            failed.append(f"{lab}: {apply.describe_error(err)}")
     # state directories of labs that left nothing else behind
     for lab in state.list_labs():
         state.remove(lab)
+    if failed:
+        raise ApplyError("could not remove " + "; ".join(failed))
     return sorted(labs)
 
 

@@ -48,13 +48,14 @@ class LabState:
         try:
             with open(path) as f:
                 data = json.load(f)
+            return cls(lab=data["lab"], status=data["status"], plan=Plan.from_dict(data["plan"]),
+                       source=data.get("source"), extras=data.get("extras", {}),
+                       updated=data.get("updated", 0.0))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            # unreadable or from another version: callers fall back to ownership marks
             return None
-        return cls(lab=data["lab"], status=data["status"], plan=Plan.from_dict(data["plan"]),
-                   source=data.get("source"), extras=data.get("extras", {}),
-                   updated=data.get("updated", 0.0))
 
 
 def list_labs() -> list[str]:

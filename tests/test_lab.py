@@ -206,3 +206,17 @@ def test_a_failing_after_up_hook_leaves_state_that_matches_the_kernel(deploy, mo
     assert ("netns", "core-rt-pc9") in {s.key for s in st.plan.steps}
     labops.down("core-rt")
     assert not kernel.netns_exists("core-rt-pc9")
+
+
+def test_up_rebuilds_a_node_whose_namespace_vanished_while_a_process_held_it(deploy):
+    topo = deploy(ROUTED)
+    holder = subprocess.Popen(["ip", "netns", "exec", "core-rt-pc1", "sleep", "60"])
+    try:
+        time.sleep(0.3)
+        kernel.delete("core-rt-pc1")          # unnamed, but alive through the process
+        result = labops.up(load_text(ROUTED))
+        assert result.created
+        assert ping("core-rt-pc1", addresses("core-rt")["pc2"][0])
+    finally:
+        holder.kill()
+        holder.wait()
