@@ -48,6 +48,7 @@ class Compiled:
     ifaces: dict[str, list[Iface]] = field(default_factory=dict)
     gateways: dict[str, str | None] = field(default_factory=dict)
     routes: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def address_of(self, node: str, segment: str | None = None, version: int = 4):
         """A node's address (IPv4, or IPv6 with version=6) on a segment, or its first."""
@@ -148,9 +149,77 @@ def compute_routes(topo: Topology, compiled: Compiled) -> None:
     view = Compiled(topo, {n: [i.as_v6() for i in ifs] for n, ifs in compiled.ifaces.items()},
                     compiled.gateways)
     v6 = _family_routes(topo, view)
+    for routes, family in ((v4, compiled), (v6, view)):
+        compiled.warnings += _break_default_loops(topo, family, routes)
+        compiled.warnings += _unreachable(topo, family, routes)
     for node in topo.nodes:
         routes6 = [("::/0" if dst == "default" else dst, via, dev) for dst, via, dev in v6[node]]
         compiled.routes[node] = v4[node] + routes6
+
+
+def _owners(compiled: Compiled) -> dict:
+    return {i.address: n for n, ifs in compiled.ifaces.items() for i in ifs if i.address}
+
+
+def _break_default_loops(topo: Topology, compiled: Compiled, routes: dict) -> list[str]:
+    """Routers whose default routes point at each other in a ring (explicit gateways can
+    do that) would bounce unknown traffic until its TTL ran out: drop those defaults."""
+    owner = _owners(compiled)
+    nxt = {}
+    for node, rs in routes.items():
+        for dst, via, _ in rs:
+            if dst == "default" and topo.nodes[node].is_router:
+                nxt[node] = owner.get(ipaddress.ip_address(via))
+    ring: set[str] = set()
+    for start in nxt:
+        seen, cur = [], start
+        while cur in nxt and cur not in seen:
+            seen.append(cur)
+            cur = nxt[cur]
+        if cur in seen:
+            ring |= set(seen[seen.index(cur):])
+    for node in ring:
+        routes[node] = [r for r in routes[node] if r[0] != "default"]
+    if not ring:
+        return []
+    return [f"routers {', '.join(sorted(ring))} name each other as gateway: their default routes "
+            f"would loop, so they get none"]
+
+
+def _unreachable(topo: Topology, compiled: Compiled, routes: dict, limit: int = 200_000) -> list[str]:
+    """Walk every node's routes towards every lab subnet; name the subnets some nodes
+    cannot reach (the promise is that every subnet is reachable from every node)."""
+    segments = {}
+    for ifs in compiled.ifaces.values():
+        for i in ifs:
+            if i.subnet is not None and i.address is not None:
+                segments.setdefault(i.subnet, set()).add(i.node)
+    if not segments or topo.tunnels or len(topo.nodes) * len(segments) > limit:
+        return []             # overlays keep underlay and overlay apart on purpose
+    owner = _owners(compiled)
+    tables = {n: ({ipaddress.ip_network(d): via for d, via, _ in rs if d != "default"},
+                  next((via for d, via, _ in rs if d == "default"), None)) for n, rs in routes.items()}
+    missing: dict = {}
+    for start in topo.nodes:
+        if not any(i.address for i in compiled.ifaces[start]):
+            continue
+        for subnet, members in segments.items():
+            node, hops = start, 0
+            while node is not None and node not in members and hops <= len(topo.nodes):
+                if hops and not topo.nodes[node].is_router:
+                    node = None
+                    break
+                specific, default = tables[node]
+                via = specific.get(subnet, default)
+                node = owner.get(ipaddress.ip_address(via)) if via else None
+                hops += 1
+            if node is None or node not in members:
+                missing.setdefault(subnet, []).append(start)
+    warnings = []
+    for subnet, nodes in missing.items():
+        shown = ", ".join(nodes[:5]) + (f" (+{len(nodes) - 5} more)" if len(nodes) > 5 else "")
+        warnings.append(f"{subnet} is not reachable from {shown}")
+    return warnings
 
 
 def _family_routes(topo: Topology, compiled: Compiled) -> dict[str, list[tuple[str, str, str]]]:
@@ -274,7 +343,7 @@ def compile_topology(topo: Topology) -> tuple[Plan, Compiled]:
         hook(topo, compiled)
     resolve_gateways(topo, compiled)
     compute_routes(topo, compiled)
-    plan = Plan(lab=topo.name)
+    plan = Plan(lab=topo.name, warnings=list(compiled.warnings))
     _emit_core_steps(topo, compiled, plan)
     plan.meta = _meta(topo, compiled)       # before the hooks: features read and add keys
     for hook in features.compilers():

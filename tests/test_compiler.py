@@ -67,3 +67,29 @@ def test_port_names_fit_in_15_characters():
     assert port_name("pc1", "eth0") == "pc1.eth0"
     long = port_name("a-very-long-node-name", "eth0")
     assert len(long) <= 15 and long != port_name("a-very-long-node-name", "eth1")
+
+
+def test_routers_naming_each_other_as_gateway_get_no_looping_defaults():
+    plan, compiled = compile_topology(load_text("""
+name: t
+networks:
+  n1: {subnet: 10.0.1.0/24, gateway: x1}
+  n2: {subnet: 10.0.2.0/24, gateway: x4}
+nodes:
+  x1: {kind: router, networks: [n1, n2]}
+  x4: {kind: router, networks: [n1, n2]}
+"""))
+    assert not [r for n in ("x1", "x4") for r in compiled.routes[n] if r[0] == "default"]
+    assert plan.warnings == ["routers x1, x4 name each other as gateway: their default routes would loop, so they get none"]
+
+
+def test_subnets_that_routing_cannot_reach_are_named():
+    plan, _ = compile_topology(load_text("""
+name: t
+networks: {a: {subnet: 10.0.1.0/24}, b: {subnet: 10.0.2.0/24}, c: {subnet: 10.0.3.0/24}}
+nodes:
+  r1: {kind: router, networks: [a, b]}
+  h: {networks: [b, c]}
+  hc: {networks: [c]}
+"""))
+    assert "10.0.1.0/24 is not reachable from hc" in plan.warnings
