@@ -195,7 +195,7 @@ def _endpoints(topo, where: str, kind: str, raw: Any, problems: Problems) -> lis
         return []
     found = []
     for j, name in enumerate(raw):
-        if name not in topo.nodes:
+        if not isinstance(name, str) or name not in topo.nodes:
             problems.add(f"{where}.endpoints[{j}]", f"unknown node {name!r}")
         elif name in found:
             problems.add(f"{where}.endpoints[{j}]", f"node {name!r} is listed twice")
@@ -211,7 +211,7 @@ def _l2_fields(topo, t: Tunnel, raw: dict, problems: Problems) -> None:
     t.network = raw.get("network")
     if t.network is None:
         problems.add(f"{t.where}.network", f"required: the network that {t.type} stretches")
-    elif t.network not in topo.networks:
+    elif not isinstance(t.network, str) or t.network not in topo.networks:
         problems.add(f"{t.where}.network", f"unknown network {t.network!r}")
     sites = raw.get("sites", {})
     if not isinstance(sites, dict):
@@ -263,7 +263,7 @@ def _underlay(topo, t: Tunnel, raw: Any, problems: Problems) -> dict[str, str]:
     for node, ifname in raw.items():
         if node not in t.endpoints:
             problems.add(f"{t.where}.underlay.{node}", f"{node!r} is not an endpoint of this tunnel")
-        elif ifname not in _ifnames(topo, node):
+        elif not isinstance(ifname, str) or ifname not in _ifnames(topo, node):
             problems.add(f"{t.where}.underlay.{node}", f"node {node} has no interface {ifname!r}")
     return dict(raw)
 
