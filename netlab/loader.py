@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from typing import Any
 
 import yaml
@@ -253,7 +254,7 @@ def _load_nodes(topo: Topology, raw: dict, defaults: dict, problems: Problems) -
         node.image = image
         if "cmd" in merged:
             cmd = merged["cmd"]
-            node.cmd = cmd.split() if isinstance(cmd, str) else _str_list(at("cmd"), cmd, problems)
+            node.cmd = _command(at("cmd"), cmd, problems)
         env = _mapping(at("env"), merged.get("env"), problems)
         node.env = {str(k): str(v) for k, v in env.items()}
         node.binds = _str_list(at("binds"), merged.get("binds"), problems)
@@ -272,6 +273,17 @@ def _load_nodes(topo: Topology, raw: dict, defaults: dict, problems: Problems) -
             node.services = services or []
         _load_attachments(topo, node, spec.get("networks"), where, problems)
         topo.nodes[node_name] = node
+
+
+def _command(where: str, value: Any, problems: Problems) -> list[str]:
+    """A command as a list, or a string split the way a shell would."""
+    if not isinstance(value, str):
+        return _str_list(where, value, problems)
+    try:
+        return shlex.split(value)
+    except ValueError as e:
+        problems.add(where, f"cannot split {value!r} into words: {e}")
+        return []
 
 
 def _load_attachments(topo: Topology, node: Node, raw: Any, where: str, problems: Problems) -> None:
