@@ -1,0 +1,295 @@
+"""L3 probes with raw ICMP sockets made in the source node: ping (loss, RTT), path (TTL
+probing, compared with `via:`), MTU (largest packet with DF that makes the round trip),
+and the all-pairs matrix (one socket per source node, every target at once, epoll).
+"""
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import time
+from dataclasses import dataclass, field
+
+from . import netio
+from .labinfo import LabView
+from .result import Outcome
+from .spec import CheckSpec
+
+
+@dataclass
+class Echoes:
+    """Echo requests sent with distinct sequence numbers and what came back for each."""
+    sent: dict[int, float] = field(default_factory=dict)          # seq -> send time
+    rtt: dict[int, float] = field(default_factory=dict)           # seq -> seconds
+    errors: dict[int, netio.Icmp] = field(default_factory=dict)   # seq -> ICMP error
+    local: dict[int, int] = field(default_factory=dict)           # seq -> errno from sendto
+
+
+def _send(sock: socket.socket, dst: str, ident: int, seq: int, size: int, e: Echoes) -> None:
+    try:
+        if sock.family == socket.AF_INET6:
+            sock.sendto(netio.echo_request6(ident, seq, netio.padded(size + 20)), (dst, 0))
+        else:
+            sock.sendto(netio.echo_request(ident, seq, netio.padded(size)), (dst, 0))
+        e.sent[seq] = time.monotonic()
+    except OSError as err:
+        e.local[seq] = err.errno
+
+
+def _collect(sock: socket.socket, dst: str, ident: int, e: Echoes, until: float,
+             done=lambda e: False) -> None:
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    while not done(e):
+        left = until - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            return
+        now = time.monotonic()
+        for msg in netio.drain(sock):
+            if msg.ident != ident or msg.seq not in e.sent:
+                continue
+            if msg.type == netio.ICMP_ECHO_REPLY and msg.src == dst:
+                e.rtt.setdefault(msg.seq, now - e.sent[msg.seq])
+            elif msg.type != netio.ICMP_ECHO_REPLY and msg.inner_dst == dst:
+                e.errors.setdefault(msg.seq, msg)
+
+
+def describe_error(msg: netio.Icmp, view: LabView) -> str:
+    where = view.name_of(msg.src)
+    if msg.type == netio.ICMP_TIME_EXCEEDED:
+        return f"TTL exceeded at {where} (a routing loop?)"
+    what = netio.UNREACH_CODES.get(msg.code, f"unreachable code {msg.code}")
+    if msg.code == 4:
+        what += f", mtu {msg.mtu}"
+    return f"ICMP {what} from {where}"
+
+
+def _why_not(e: Echoes, view: LabView, timeout: float) -> str:
+    if e.errors:
+        return describe_error(next(iter(e.errors.values())), view)
+    if e.local:
+        err = next(iter(e.local.values()))
+        return "no route" if err in (errno.ENETUNREACH, errno.EHOSTUNREACH) else netio.how(err)
+    return f"timeout (no reply in {timeout:g}s)"
+
+
+def ping(spec: CheckSpec, view: LabView) -> Outcome:
+    dst, v6 = view.target(spec.src, spec.dst, spec.opts.get("ip"))
+    count, timeout = spec.opts.get("count", 3), spec.timeout
+    interval = 0.01 if count <= 5 else 0.02
+    ident = netio.new_ident()
+    e = Echoes()
+    opener = netio.icmp6_socket if v6 else netio.icmp_socket
+    with opener(view.ns[spec.src]) as sock:
+        for seq in range(1, count + 1):
+            _send(sock, dst, ident, seq, 64, e)
+            _collect(sock, dst, ident, e, time.monotonic() + interval)
+        # the stragglers: up to the timeout while nothing came back, else a few round trips
+        linger = timeout if not e.rtt else min(timeout, max(0.2, 4 * max(e.rtt.values())))
+        _collect(sock, dst, ident, e, time.monotonic() + linger, lambda e: len(e.rtt) >= len(e.sent))
+    if not e.rtt:
+        return Outcome.blocked(_why_not(e, view, timeout))
+    loss = 1 - len(e.rtt) / count
+    rtts = sorted(e.rtt.values())
+    avg = sum(rtts) / len(rtts) * 1000
+    detail = f"{dst}: {len(e.rtt)}/{count} replies, loss {loss:.0%}, rtt avg {avg:.2f} ms max {rtts[-1] * 1000:.2f} ms"
+    good, why = True, []
+    max_loss, max_rtt = spec.opts.get("max_loss"), spec.opts.get("max_rtt")
+    if max_loss is not None and loss > max_loss + 1e-9:
+        good = False
+        why.append(f"loss above {max_loss:.0%}")
+    if max_rtt is not None and avg > max_rtt:
+        good = False
+        why.append(f"rtt above {max_rtt:g} ms")
+    return Outcome(True, good, detail + (f" ({'; '.join(why)})" if why else ""))
+
+
+def path(spec: CheckSpec, view: LabView) -> Outcome:
+    """Echoes with TTL 1..N at once: time-exceeded sources name the routers crossed."""
+    dst = view.address(spec.src, spec.dst)
+    via = [view.name_of(v) for v in spec.opts.get("via", [])]
+    max_ttl = min(30, len(via) + 3)
+    ident = netio.new_ident()
+    e = Echoes()
+    with netio.icmp_socket(view.ns[spec.src]) as sock:
+        for attempt in range(2):
+            for ttl in range(1, max_ttl + 1):
+                if ttl in e.rtt or ttl in e.errors:
+                    continue
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+                _send(sock, dst, ident, ttl, 64, e)
+            _collect(sock, dst, ident, e, time.monotonic() + spec.timeout,
+                     lambda e: _path_known(e, max_ttl))
+            if _path_known(e, max_ttl):
+                break
+    if not e.rtt:
+        exceeded = [t for t, m in e.errors.items() if m.type == netio.ICMP_TIME_EXCEEDED]
+        hops = _hops(e, view, max(exceeded, default=0))
+        crossed = f" after {', '.join(hops)}" if hops else ""
+        if exceeded and max(exceeded) == max_ttl:
+            return Outcome(True, False, f"{dst} not reached in {max_ttl} hops: {', '.join(hops)}; "
+                           f"expected via {', '.join(via) or '(direct)'}")
+        reasons = {s: m for s, m in e.errors.items() if m.type == netio.ICMP_UNREACH}
+        if reasons:
+            return Outcome.blocked(describe_error(next(iter(reasons.values())), view) + crossed)
+        return Outcome.blocked(_why_not(Echoes(local=e.local), view, spec.timeout) + crossed)
+    final = min(e.rtt)
+    hops = _hops(e, view, final - 1)
+    got = ", ".join(hops) or "(direct)"
+    return Outcome(True, hops == via, f"{dst} reached via {got}" +
+                   ("" if hops == via else f"; expected via {', '.join(via) or '(direct)'}"))
+
+
+def _path_known(e: Echoes, max_ttl: int) -> bool:
+    if not e.rtt:
+        return False
+    final = min(e.rtt)
+    return all(t in e.errors for t in range(1, final))
+
+
+def _hops(e: Echoes, view: LabView, last: int) -> list[str]:
+    """Names of the routers that sent time-exceeded for TTL 1..last ('*': silent)."""
+    hops = []
+    for ttl in range(1, last + 1):
+        msg = e.errors.get(ttl)
+        ok = msg is not None and msg.type == netio.ICMP_TIME_EXCEEDED
+        hops.append(view.name_of(msg.src) if ok else "*")
+    return hops
+
+
+def mtu(spec: CheckSpec, view: LabView) -> Outcome:
+    """The largest IP packet with DF set that goes there and back: coarse sizes at once,
+    then every size in the gap."""
+    dst = view.address(spec.src, spec.dst)
+    want = spec.opts["size"]
+    top = max(want, 1500)
+    ident = netio.new_ident()
+    e = Echoes()
+    with netio.icmp_socket(view.ns[spec.src]) as sock:
+        sock.setsockopt(socket.IPPROTO_IP, netio.IP_MTU_DISCOVER, netio.IP_PMTUDISC_PROBE)
+        coarse = sorted(set(range(68, top + 1, 64)) | {want, top, 1280})
+        _probe_sizes(sock, dst, ident, coarse, e, spec.timeout)
+        if not e.rtt:
+            return Outcome.blocked(_why_not(e, view, spec.timeout))
+        low = max(e.rtt)
+        above = [s for s in coarse if s > low]
+        if above:
+            _probe_sizes(sock, dst, ident, list(range(low + 1, above[0])), e, spec.timeout)
+    largest = max(e.rtt)
+    detail = f"{dst}: largest packet with DF through is {largest} bytes"
+    frag = [m for m in e.errors.values() if m.type == netio.ICMP_UNREACH and m.code == 4]
+    if frag:
+        detail += f" ({describe_error(frag[0], view)})"
+    elif any(err == errno.EMSGSIZE for err in e.local.values()):
+        detail += " (limited by the source's interface MTU)"
+    elif largest < top:
+        detail += " (bigger packets vanish silently: an MTU black hole)"
+    return Outcome(True, largest >= want, detail + ("" if largest >= want else f"; {want} expected"))
+
+
+def _probe_sizes(sock, dst, ident, sizes, e: Echoes, timeout: float) -> None:
+    for size in sizes:
+        _send(sock, dst, ident, size, size, e)
+    pending = set(e.sent) - set(e.local)
+    _collect(sock, dst, ident, e, time.monotonic() + min(timeout, 1.0),
+             lambda e: pending <= set(e.rtt) | set(e.errors))
+
+
+# ---- all pairs ------------------------------------------------------------------------
+
+@dataclass
+class Matrix:
+    nodes: list[str]
+    ok: dict[tuple[str, str], float]                 # (src, dst) -> rtt seconds
+    failed: dict[tuple[str, str], str]               # (src, dst) -> why
+    seconds: float = 0.0
+
+    @property
+    def pairs(self) -> int:
+        return len(self.ok) + len(self.failed)
+
+
+def all_pairs(view: LabView, nodes: list[str] | None = None, timeout: float = 2.0,
+              resend: float = 0.25) -> Matrix:
+    """L3 reachability between every ordered pair: one raw socket per source (plus an
+    ICMPv6 one where a pair is IPv6-only), echoes to every target at once, replies
+    gathered with epoll; unanswered ones are resent."""
+    started = time.monotonic()
+    nodes = nodes or sorted(view.ns)
+    addressed = {s: [(d, *view.target(s, d)) for d in nodes if d != s] for s in nodes}
+    targets = {s: [(d, a, v6) for d, a, v6 in pairs if a] for s, pairs in addressed.items()}
+    socks: dict[int, tuple[str, socket.socket]] = {}
+    by_source: dict[tuple[str, bool], socket.socket] = {}
+    idents = {}
+    poller = select.epoll()
+    try:
+        for s in nodes:
+            idents[s] = netio.new_ident()
+            for v6 in sorted({v6 for _, _, v6 in targets[s]}):
+                sock = (netio.icmp6_socket if v6 else netio.icmp_socket)(view.ns[s])
+                socks[sock.fileno()] = (s, sock)
+                by_source[(s, v6)] = sock
+                poller.register(sock.fileno(), select.EPOLLIN)
+        sent_at: dict[tuple[str, int], float] = {}
+        ok: dict[tuple[str, str], float] = {}
+        errors: dict[tuple[str, str], str] = {}
+        # first one direction of every pair: the target learns the asker's MAC from its
+        # ARP request, so the other direction needs no broadcast of its own (half the ARP)
+        forward = {(s, d) for s in nodes for d, _, _ in targets[s] if d > s}
+        total = sum(len(t) for t in targets.values())
+        deadline = started + timeout
+        next_send, phase_one, sent_once, sends = 0.0, True, False, 0
+        while True:
+            now = time.monotonic()
+            if phase_one and (len(ok) >= len(forward) or (sent_once and now >= next_send)):
+                phase_one, next_send = False, now
+            if now >= next_send:
+                _send_missing(by_source, targets, idents, ok, sent_at, errors, forward if phase_one else None)
+                next_send = time.monotonic() + resend
+                if sends < 2:
+                    # sending can take long on a busy host (the kernel delivers inside
+                    # sendto): both directions get sent once and a resend period to answer
+                    deadline = max(deadline, next_send + resend)
+                sends, sent_once = sends + 1, True
+            if len(ok) == total or now >= deadline:
+                break
+            for fd, _ in poller.poll(max(0.0, min(next_send, deadline) - now)):
+                s, sock = socks[fd]
+                tl = targets[s]
+                t = time.monotonic()
+                for msg in netio.drain(sock):
+                    if msg.ident != idents[s] or msg.seq >= len(tl):
+                        continue
+                    d, addr, _ = tl[msg.seq]
+                    if msg.type == netio.ICMP_ECHO_REPLY and msg.src == addr:
+                        ok.setdefault((s, d), t - sent_at.get((s, msg.seq), started))
+                    elif msg.type != netio.ICMP_ECHO_REPLY and msg.inner_dst == addr:
+                        errors[(s, d)] = describe_error(msg, view)
+    finally:
+        poller.close()
+        for _, sock in socks.values():
+            sock.close()
+    failed = {(s, d): errors.get((s, d), "timeout") for s in nodes for d, _, _ in targets[s]
+              if (s, d) not in ok}
+    failed.update({(s, d): "no address" for s in nodes for d, a, _ in addressed[s] if not a})
+    return Matrix(nodes, ok, failed, time.monotonic() - started)
+
+
+def _send_missing(by_source, targets, idents, ok, sent_at, errors, only=None) -> None:
+    """Send every unanswered echo (or only those in `only`). The kernel delivers inside
+    sendto; one thread is fastest (threads measured slower: they contend for the bridge)."""
+    now = time.monotonic()
+    for s, pairs in targets.items():
+        ident = idents[s]
+        for seq, (d, addr, v6) in enumerate(pairs):
+            if (s, d) in ok or (only is not None and (s, d) not in only):
+                continue
+            packet = netio.echo_request6(ident, seq) if v6 else netio.echo_request(ident, seq)
+            try:
+                by_source[(s, v6)].sendto(packet, (addr, 0))
+                sent_at.setdefault((s, seq), now)
+            except BlockingIOError:
+                pass
+            except OSError as err:
+                errors[(s, d)] = "no route" if err.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) \
+                    else netio.how(err.errno)

@@ -1,0 +1,214 @@
+"""L4 probes: TCP connect and UDP echo to node:port, and the temporary listeners the
+checker opens in the target when nobody serves the port there.
+
+A temporary listener is a socket made in the target's namespace; if the port is taken
+(a declared service, or the node's own server), the probe talks to that instead. Probes
+that need the same temporary port on the same node take turns (a lock per port).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from .. import responder
+from . import netio
+from .labinfo import LabView
+from .result import Outcome
+from .spec import CheckSpec
+
+_locks: dict[tuple[str, str, int], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(ns: str, proto: str, port: int) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault((ns, proto, port), threading.Lock())
+
+
+@dataclass
+class Listener:
+    sock: socket.socket | None          # None: the port is served by someone else
+    ns: str | None
+
+
+@contextlib.contextmanager
+def temporary_listener(view: LabView, node: str | None, proto: str, port: int, v6: bool = False):
+    """Yields a Listener: our own socket on the port in `node`, or None in it if the port
+    is already served (or the target is not a lab node)."""
+    ns = view.ns.get(node) if node else None
+    if ns is None:
+        yield Listener(None, None)
+        return
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with _lock(ns, proto + ("6" if v6 else ""), port):
+        sock = netio.socket_in(ns, socket.AF_INET6 if v6 else socket.AF_INET, kind)
+        try:
+            if kind == socket.SOCK_STREAM:       # past TIME_WAIT (for UDP it would share the port)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(("::" if v6 else "0.0.0.0", port))
+            if kind == socket.SOCK_STREAM:
+                sock.listen(64)
+            sock.setblocking(False)
+        except OSError as err:
+            sock.close()
+            if err.errno != errno.EADDRINUSE:
+                raise
+            yield Listener(None, ns)
+            return
+        try:
+            yield Listener(sock, ns)
+        finally:
+            sock.close()
+
+
+def target_node(view: LabView, spec: CheckSpec) -> str | None:
+    return spec.dst if spec.dst in view.ns else view.owner.get(spec.dst or "")
+
+
+ICMP_ERRORS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EACCES}
+
+
+def tcp_connect(ns: str, dst: str, port: int, timeout: float,
+                view: LabView | None = None) -> tuple[socket.socket | None, str]:
+    """A connected socket, or None and how the connection was blocked."""
+    v6 = ":" in dst
+    with contextlib.nullcontext() if v6 else netio.UnreachWatch(ns) as watch:
+        sock = netio.socket_in(ns, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        err = sock.connect_ex((dst, port))
+        if err in (errno.EINPROGRESS, errno.EAGAIN):
+            _, ready, _ = select.select([], [sock], [], timeout)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if ready else errno.ETIMEDOUT
+        if err:
+            sock.close()
+            if err == errno.ETIMEDOUT:
+                return None, f"timeout (no answer in {timeout:g}s)"
+            icmp = watch.why(dst, port, view.name_of if view else str) if watch and err in ICMP_ERRORS else None
+            return None, icmp or netio.how(err)
+    return sock, "connected"
+
+
+def accept_from(listener: socket.socket, timeout: float) -> tuple[socket.socket, tuple] | None:
+    ready, _, _ = select.select([listener], [], [], timeout)
+    if not ready:
+        return None
+    try:
+        return listener.accept()
+    except BlockingIOError:
+        return None
+
+
+def tcp(spec: CheckSpec, view: LabView) -> Outcome:
+    dst, v6 = view.target(spec.src, spec.dst, spec.opts.get("ip"))
+    with temporary_listener(view, target_node(view, spec), "tcp", spec.port, v6) as lis:
+        sock, how = tcp_connect(view.ns[spec.src], dst, spec.port, spec.timeout, view)
+        if sock is None:
+            return Outcome.blocked(how)
+        sock.close()
+        served = "service"
+        if lis.sock:
+            accepted = accept_from(lis.sock, 0.05)
+            if accepted:
+                accepted[0].close()
+                served = "temporary listener"
+    shown = f"[{dst}]" if v6 else dst
+    return Outcome(True, True, f"connected to {shown}:{spec.port} ({served})")
+
+
+def udp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float,
+                 listener: socket.socket | None, who=str) -> tuple[bytes | None, str, tuple | None]:
+    """Send `payload` (up to 3 times) and wait for the answer. Our own listener, if any,
+    echoes from the same loop. Returns (reply, how, peer the listener saw)."""
+    v6 = ":" in dst
+    sock = netio.socket_in(ns, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    seen = None
+    with sock, contextlib.nullcontext() if v6 else netio.UnreachWatch(ns) as watch:
+        sock.setblocking(False)
+        try:
+            sock.connect((dst, port))
+        except OSError as err:
+            return None, netio.how(err.errno), None
+        deadline = time.monotonic() + timeout
+        sends, next_send = 0, 0.0
+        readable = [sock] + ([listener] if listener else [])
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return None, f"timeout (no answer in {timeout:g}s)", seen
+            if now >= next_send and sends < 3:
+                try:
+                    sock.send(payload)
+                except OSError as err:
+                    return None, netio.how(err.errno), seen
+                sends += 1
+                next_send = now + timeout / 3
+            ready, _, _ = select.select(readable, [], [], max(0.0, min(deadline, next_send if sends < 3 else deadline) - now))
+            if listener in ready:
+                try:
+                    data, peer = listener.recvfrom(65536)
+                    seen = peer
+                    listener.sendto(data, peer)
+                except BlockingIOError:
+                    pass
+            if sock in ready:
+                try:
+                    return sock.recv(65536), "answered", seen
+                except BlockingIOError:
+                    pass
+                except OSError as err:
+                    how = (watch and watch.why(dst, port, who)) or (
+                        "refused (ICMP port unreachable)" if err.errno == errno.ECONNREFUSED else netio.how(err.errno))
+                    return None, how, seen
+
+
+def udp(spec: CheckSpec, view: LabView) -> Outcome:
+    dst, v6 = view.target(spec.src, spec.dst, spec.opts.get("ip"))
+    nonce = b"netlab-probe " + os.urandom(6).hex().encode()
+    with temporary_listener(view, target_node(view, spec), "udp", spec.port, v6) as lis:
+        reply, how, seen = udp_exchange(view.ns[spec.src], dst, spec.port, nonce, spec.timeout, lis.sock,
+                                        view.name_of)
+    if reply is None:
+        return Outcome.blocked(how)
+    served = "temporary listener" if seen else "service"
+    good = reply == nonce
+    return Outcome(True, good, f"{dst}:{spec.port} answered ({served})" +
+                   ("" if good else f", but not with our datagram: {reply[:40]!r}"))
+
+
+def seen_from(spec: CheckSpec, view: LabView, dst: str) -> tuple[str | None, str]:
+    """The source address the target saw for a connection from spec.src: (address, how);
+    None when blocked, "" when whoever answered cannot tell. Our temporary listener sees
+    the peer itself; netlab's responders answer NETLAB? with it."""
+    ns = view.ns[spec.src]
+    with temporary_listener(view, target_node(view, spec), spec.proto, spec.port) as lis:
+        if spec.proto == "udp":
+            reply, how, peer = udp_exchange(ns, dst, spec.port, responder.QUERY, spec.timeout, lis.sock,
+                                            view.name_of)
+            if reply is None:
+                return None, f"blocked: {how}"
+            if peer:
+                return peer[0], "temporary listener"
+            return responder.parse_seen(reply) or "", "service"
+        sock, how = tcp_connect(ns, dst, spec.port, spec.timeout, view)
+        if sock is None:
+            return None, f"blocked: {how}"
+        with sock:
+            accepted = accept_from(lis.sock, 0.05) if lis.sock is not None else None
+            if accepted is not None:
+                accepted[0].close()
+                return accepted[1][0], "temporary listener"
+            sock.setblocking(True)
+            sock.settimeout(spec.timeout)
+            try:
+                sock.sendall(responder.QUERY + b"\n")
+                return responder.parse_seen(sock.recv(4096)) or "", "service"
+            except OSError as err:
+                return "", f"the service did not answer NETLAB? ({netio.how(err.errno or errno.ETIMEDOUT)})"

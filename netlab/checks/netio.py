@@ -1,0 +1,223 @@
+"""Sockets made inside node namespaces, and ICMP packets built and parsed by hand.
+
+A socket keeps the namespace it was created in (DESIGN.md), so every probe opens its
+sockets here while the calling thread is inside the node's namespace and then uses them
+from anywhere. Nothing runs inside the node; nothing is needed in its image.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import itertools
+import os
+import socket
+import struct
+from typing import Iterable
+
+from .. import kernel
+
+ICMP_ECHO_REPLY, ICMP_UNREACH, ICMP_ECHO, ICMP_TIME_EXCEEDED = 0, 3, 8, 11
+IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_PROBE = 10, 0, 3
+SIOCGIFHWADDR = 0x8927
+
+UNREACH_CODES = {0: "network unreachable", 1: "host unreachable", 2: "protocol unreachable",
+                 3: "port unreachable", 4: "fragmentation needed", 9: "network prohibited",
+                 10: "host prohibited", 13: "administratively prohibited",
+                 100: "no route (v6)", 101: "administratively prohibited (v6)",
+                 103: "address unreachable (v6)", 104: "port unreachable (v6)",
+                 105: "source address failed policy (v6)", 106: "reject route (v6)"}
+
+HOW = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "ICMP host unreachable",
+       errno.ENETUNREACH: "ICMP network unreachable", errno.ETIMEDOUT: "timeout",
+       errno.EACCES: "ICMP administratively prohibited", errno.EPERM: "blocked locally",
+       errno.EMSGSIZE: "message too long"}
+
+
+def how(err: int) -> str:
+    """How a socket error says a probe was blocked, in words."""
+    return HOW.get(err, os.strerror(err))
+
+
+def socket_in(ns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
+    """A socket living in namespace `ns` (entered only for the creation)."""
+    with kernel.entered(ns):
+        return socket.socket(family, kind, proto)
+
+
+def sockets_in(ns: str, count: int, family: int, kind: int, proto: int = 0) -> list[socket.socket]:
+    with kernel.entered(ns):
+        return [socket.socket(family, kind, proto) for _ in range(count)]
+
+
+def icmp_socket(ns: str) -> socket.socket:
+    sock = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    return sock
+
+
+def icmp6_socket(ns: str) -> socket.socket:
+    """A raw ICMPv6 socket (the kernel fills in the checksum; no IP header on receive)."""
+    sock = socket_in(ns, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    return sock
+
+
+def hwaddr(ns: str, ifname: str) -> str | None:
+    """The MAC address of an interface in a namespace (ioctl on a socket made there)."""
+    try:
+        with kernel.entered(ns):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                raw = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, struct.pack("256s", ifname.encode()[:15]))
+    except OSError:
+        return None
+    return ":".join(f"{b:02x}" for b in raw[18:24])
+
+
+def checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def echo_request(ident: int, seq: int, payload: bytes = b"netlab") -> bytes:
+    header = struct.pack("!BBHHH", ICMP_ECHO, 0, 0, ident, seq)
+    return struct.pack("!BBHHH", ICMP_ECHO, 0, checksum(header + payload), ident, seq) + payload
+
+
+def padded(size: int, stamp: bytes = b"netlab") -> bytes:
+    """An ICMP payload such that the IP packet is `size` bytes (20 IP + 8 ICMP headers)."""
+    n = max(0, size - 28)
+    return (stamp * (n // len(stamp) + 1))[:n]
+
+
+def echo_request6(ident: int, seq: int, payload: bytes = b"netlab") -> bytes:
+    return struct.pack("!BBHHH", 128, 0, 0, ident, seq) + payload
+
+
+UNREACH6_CODES = {0: "no route", 1: "administratively prohibited", 3: "address unreachable",
+                  4: "port unreachable", 5: "source address failed policy", 6: "reject route"}
+
+
+def parse6(data: bytes, src: str):
+    """Like parse() for an ICMPv6 message (no IP header): echo replies, and errors
+    quoting one of our echoes (mapped onto the IPv4 types and codes for describing)."""
+    if len(data) < 8:
+        return None
+    type_, code = data[0], data[1]
+    if type_ == 129:
+        ident, seq = struct.unpack_from("!HH", data, 4)
+        return Icmp(src, ICMP_ECHO_REPLY, code, ident, seq, size=len(data) + 40)
+    if type_ in (1, 2, 3) and len(data) >= 8 + 40 + 8 and data[8 + 6] == 58 and data[48] == 128:
+        ident, seq = struct.unpack_from("!HH", data, 52)
+        inner_dst = socket.inet_ntop(socket.AF_INET6, data[8 + 24:8 + 40])
+        if type_ == 3:
+            return Icmp(src, ICMP_TIME_EXCEEDED, code, ident, seq, inner_dst)
+        if type_ == 2:
+            return Icmp(src, ICMP_UNREACH, 4, ident, seq, inner_dst, struct.unpack_from("!I", data, 4)[0])
+        return Icmp(src, ICMP_UNREACH, 100 + code, ident, seq, inner_dst)
+    return None
+
+
+class Icmp:
+    """One parsed ICMP message received on a raw socket (IP header included)."""
+    __slots__ = ("src", "type", "code", "ident", "seq", "inner_dst", "mtu", "size")
+
+    def __init__(self, src, type_, code, ident, seq, inner_dst=None, mtu=0, size=0):
+        self.src, self.type, self.code, self.ident, self.seq = src, type_, code, ident, seq
+        self.inner_dst, self.mtu, self.size = inner_dst, mtu, size
+
+
+def parse(packet: bytes) -> Icmp | None:
+    """Echo replies, and errors (unreachable, time exceeded) quoting one of our echoes."""
+    if len(packet) < 28:
+        return None
+    ihl = (packet[0] & 0x0F) * 4
+    src = socket.inet_ntoa(packet[12:16])
+    type_, code = packet[ihl], packet[ihl + 1]
+    if type_ == ICMP_ECHO_REPLY:
+        ident, seq = struct.unpack_from("!HH", packet, ihl + 4)
+        return Icmp(src, type_, code, ident, seq, size=len(packet))
+    if type_ in (ICMP_UNREACH, ICMP_TIME_EXCEEDED):
+        inner = ihl + 8
+        if len(packet) < inner + 28:
+            return None
+        inner_ihl = (packet[inner] & 0x0F) * 4
+        if packet[inner + 9] != socket.IPPROTO_ICMP or packet[inner + inner_ihl] != ICMP_ECHO:
+            return None
+        ident, seq = struct.unpack_from("!HH", packet, inner + inner_ihl + 4)
+        mtu = struct.unpack_from("!H", packet, ihl + 6)[0] if type_ == ICMP_UNREACH and code == 4 else 0
+        return Icmp(src, type_, code, ident, seq, socket.inet_ntoa(packet[inner + 16:inner + 20]), mtu)
+    return None
+
+
+def drain(sock: socket.socket) -> Iterable[Icmp]:
+    """Every message waiting on a non-blocking raw ICMP (or ICMPv6) socket."""
+    v6 = sock.family == socket.AF_INET6
+    while True:
+        try:
+            if v6:
+                packet, peer = sock.recvfrom(65535)
+            else:
+                packet = sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return
+        msg = parse6(packet, peer[0].split("%")[0]) if v6 else parse(packet)
+        if msg is not None:
+            yield msg
+
+
+_idents = itertools.count(os.getpid() * 7919)
+
+
+def new_ident() -> int:
+    """An ICMP identifier distinct for each probe of this process (raw sockets see every
+    ICMP message of their namespace, so replies are told apart by it)."""
+    return next(_idents) % 0xFFFF + 1
+
+
+class UnreachWatch:
+    """A raw ICMP socket in the source node that keeps the ICMP unreachable messages
+    quoting our TCP/UDP packets, so 'host unreachable' from the socket can be told apart
+    from 'administratively prohibited' (the kernel maps both to EHOSTUNREACH)."""
+
+    def __init__(self, ns: str):
+        self.sock = icmp_socket(ns)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> UnreachWatch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def why(self, dst: str, dport: int, who=lambda a: a) -> str | None:
+        """'ICMP <reason> from <node>' for the newest unreachable about dst:dport."""
+        found = None
+        while True:
+            try:
+                packet = self.sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            ihl = (packet[0] & 0x0F) * 4 if packet else 0
+            if len(packet) < ihl + 8 + 24 or packet[ihl] != ICMP_UNREACH:
+                continue
+            inner = ihl + 8
+            inner_ihl = (packet[inner] & 0x0F) * 4
+            if packet[inner + 9] not in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+                continue
+            if socket.inet_ntoa(packet[inner + 16:inner + 20]) != dst:
+                continue
+            if struct.unpack_from("!H", packet, inner + inner_ihl + 2)[0] != dport:
+                continue
+            code = packet[ihl + 1]
+            found = f"ICMP {UNREACH_CODES.get(code, f'unreachable code {code}')} from " \
+                    f"{who(socket.inet_ntoa(packet[12:16]))}"
+        return found
