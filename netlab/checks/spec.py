@@ -165,7 +165,7 @@ def _parse_one(kind: str, body: dict, where: str, nodes: set[str], problems: Pro
         if body.get(key) is None:
             problems.add(f"{where}.{key}", "required")
     src = body.get("from")
-    if src is not None and src not in nodes:
+    if src is not None and (not isinstance(src, str) or src not in nodes):
         problems.add(f"{where}.from", f"unknown node {src!r}")
     spec = CheckSpec(kind=kind, where=where, src=str(src))
     _parse_expect(spec, body.get("expect"), where, problems)
