@@ -175,8 +175,11 @@ def pids_in_netns(inodes: set[int]) -> list[int]:
 
 def write_sysctl(key: str, value: str) -> None:
     """Write a sysctl in the namespace the calling thread is in."""
-    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-        f.write(value)
+    fd = os.open("/proc/sys/" + key.replace(".", "/"), os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 def ipv6_available() -> bool:

@@ -143,11 +143,11 @@ def _may_have_containers(plan: Plan | None) -> bool:
 
 
 def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = None,
-                       marked: list[str] = ()) -> None:
+                       marked: list[str] = (), saved: LabState | None = None) -> None:
     """Remove a lab's objects: feature teardown, processes inside its namespaces,
     containers, namespaces, then its state. Uses the plan, plus ownership marks."""
     ctx = ctx or apply.Context(lab)
-    saved = LabState.load(lab)
+    saved = saved or LabState.load(lab)
     extras = saved.extras if saved else {}
     for hook in features.hooks("teardown"):
         hook(lab, plan, extras)
@@ -182,7 +182,7 @@ def down(lab: str, marked: list[str] | None = None) -> bool:
     containers = runtime.lab_containers(lab) if ask else []
     if st is None and not marked and not containers:
         return False
-    _remove_everything(lab, st.plan if st else None, marked=marked or [])
+    _remove_everything(lab, st.plan if st else None, marked=marked or [], saved=st)
     return True
 
 

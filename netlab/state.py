@@ -38,8 +38,9 @@ class LabState:
                 "updated": self.updated, "extras": self.extras, "plan": self.plan.to_dict()}
         path = os.path.join(lab_dir(self.lab), "state.json")
         tmp = path + ".tmp"
+        text = json.dumps(data, separators=(",", ":"))   # dumps uses the C encoder; dump does not
         with open(tmp, "w") as f:
-            json.dump(data, f, separators=(",", ":"))
+            f.write(text)
         os.replace(tmp, path)
 
     @classmethod
