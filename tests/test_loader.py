@@ -90,3 +90,41 @@ links:
 """)
     assert set(topo.nodes) == {"pc1", "pc2", "web", "gw", "isp"}
     assert topo.links[0].endpoints[1].ifname == "eth9"
+
+
+def test_no_mutation_of_an_example_crashes_the_loader():
+    """Replace leaves of every example with values of the wrong shape: the answer is
+    always located problems (TopologyError), never a traceback from any validator."""
+    import copy
+    import random
+
+    import yaml
+    odd = [{}, [], [[1]], None, 5, "x", {"a": []}, True, -1, "10.0.0.1/99"]
+    rnd = random.Random(20261123)
+    examples = sorted((ERRORS.parent.parent / "topologies").glob("*.yml"))
+    assert examples
+
+    def leaves(o, path=()):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                yield from leaves(v, path + (k,))
+        elif isinstance(o, list):
+            for i, v in enumerate(o):
+                yield from leaves(v, path + (i,))
+        if path:
+            yield path
+
+    for example in examples:
+        base = yaml.safe_load(example.read_text())
+        paths = list(leaves(base))
+        for _ in range(150):
+            data = copy.deepcopy(base)
+            path = rnd.choice(paths)
+            cursor = data
+            for key in path[:-1]:
+                cursor = cursor[key]
+            cursor[path[-1]] = rnd.choice(odd)
+            try:
+                load_text(yaml.safe_dump(data))
+            except TopologyError:
+                pass

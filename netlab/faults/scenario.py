@@ -86,8 +86,9 @@ def parse_groups(raw: Any, where: str, ifaces: dict[str, list[str]], problems: P
             problems.add(f"{where}[{i}]", "a group is a non-empty list of nodes")
             continue
         for node in group:
-            if node not in ifaces:
+            if not isinstance(node, str) or node not in ifaces:
                 problems.add(f"{where}[{i}]", f"unknown node {node!r}")
+                continue
             elif node in seen and seen[node] != i:
                 problems.add(f"{where}[{i}]", f"node {node} is in two groups")
             seen[node] = i
