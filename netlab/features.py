@@ -9,7 +9,16 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-FEATURE_MODULES: list[str] = []
+FEATURE_MODULES: list[str] = [
+    "netlab.checks",       # checks: syntax
+    "netlab.services",     # services: responders
+    "netlab.dns",          # before nft: the firewall reads meta["dns"] to let DNS through
+    "netlab.nft",          # NAT and firewalls
+    "netlab.containers",   # container fields, exec: after wiring
+    "netlab.tunnels",      # vxlan / gretap / gre
+    "netlab.overview",     # status: links, tunnels, faults, rule counters
+    "netlab.faults",       # faults: scenarios, re-applied after a reconcile
+]
 
 
 def _hooks(name: str) -> list[Callable]:
