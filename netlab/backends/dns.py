@@ -19,6 +19,7 @@ import subprocess
 import time
 from typing import ClassVar
 
+from ..processes import alive, start_time, stop  # noqa: F401 (re-exported)
 from .. import kernel, state
 from ..apply import Context, Executor, executor
 from ..errors import ApplyError
@@ -92,18 +93,8 @@ def files(lab: str) -> dict[str, str]:
     return {k: os.path.join(base, f"dns.{k}") for k in ("conf", "hosts", "pid", "log")}
 
 
-def start_time(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot); None if gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
 
 
-def alive(record: dict | None) -> bool:
-    return bool(record) and start_time(record["pid"]) == record.get("start")
 
 
 def server_conf(s: DnsServer) -> str:
@@ -203,24 +194,6 @@ def _read_pid_now(path: str) -> int | None:
         return None
 
 
-def stop(record: dict | None, grace: float = 1.0) -> None:
-    """Stop the server by PID, only if it is still the process we started."""
-    if not alive(record):
-        return
-    pid = record["pid"]
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if start_time(pid) is None:
-            return
-        time.sleep(0.01)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def reload(record: dict | None) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
 from typing import ClassVar
 
+from ..processes import _reap, alive, start_time, stop  # noqa: F401 (re-exported)
 from .. import state
 from ..apply import Context, Executor, executor
 from ..errors import ApplyError
@@ -35,18 +35,8 @@ class Service(Step):
         return f"service {self.ns:<24} responders {' '.join(self.services)}"
 
 
-def start_time(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot), or None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
 
 
-def alive(record: dict | None) -> bool:
-    return bool(record) and start_time(record["pid"]) == record.get("start")
 
 
 def spawn(lab: str, s: Service) -> dict:
@@ -94,33 +84,8 @@ def _read_ready(fd: int) -> str:
     return data.decode(errors="replace").strip()
 
 
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
-def stop(record: dict | None, grace: float = 1.0) -> None:
-    """Stop a responder by PID, only if it is still the process we started."""
-    if not alive(record):
-        return
-    pid = record["pid"]
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if start_time(pid) is None:
-            return
-        time.sleep(0.02)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _reap(pid)
 
 
 @executor("service")
