@@ -127,13 +127,17 @@ def apply_(lab, scenario):
 
 @fault.command()
 @click.argument("lab")
+@click.argument("scenario", required=False)
 @link_option
 @node_option
 @click.option("--partitions", is_flag=True, help="Remove the partitions.")
-def clear(lab, links, nodes, partitions):
-    """Remove faults: all of them, or those of some links/nodes."""
+def clear(lab, scenario, links, nodes, partitions):
+    """Remove faults: all of them, a scenario's, or those of some links/nodes."""
     lab = _lab(lab)
-    _run(ops.clear, lab, list(links), list(nodes), partitions)
+    if scenario:
+        _run(ops.clear_scenario, lab, scenario)
+    else:
+        _run(ops.clear, lab, list(links), list(nodes), partitions)
     _done(lab)
 
 

@@ -21,7 +21,7 @@ from . import probe
 from .driver import Driver
 from .model import DIRECTIONS, FaultSet, Impairment
 from .render import Desired, LabFacts, render
-from .scenario import node_links, parse_groups, parse_scenario, perform, resolve_link
+from .scenario import node_links, parse_groups, parse_scenario, perform, resolve_link, undo
 
 
 class FaultRefused(Exception):
@@ -126,6 +126,23 @@ def apply_scenario(lab: str, name: str) -> FaultSet:
         perform(faults, actions)
         if name not in faults.applied:
             faults.applied.append(name)
+    return change(lab, mutate)
+
+
+def clear_scenario(lab: str, name: str) -> FaultSet:
+    """`fault clear LAB SCENARIO`: remove what that scenario applied."""
+    def mutate(current: Lab, faults: FaultSet) -> None:
+        known = scenarios(current)
+        if name not in known:
+            names = ", ".join(sorted(known)) or "none"
+            raise FaultRefused([f"lab {lab} has no fault scenario {name!r} (it has: {names})"])
+        problems = Problems()
+        actions = parse_scenario(name, known[name], current.facts.ifaces, problems)
+        if problems:
+            raise FaultRefused(problems.lines)
+        undo(faults, actions)
+        if name in faults.applied:
+            faults.applied.remove(name)
     return change(lab, mutate)
 
 

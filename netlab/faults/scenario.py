@@ -145,6 +145,20 @@ def parse_scenario(name: str, items: Any, ifaces: dict[str, list[str]], problems
     return [a for a in actions if a is not None]
 
 
+def undo(faults: FaultSet, actions: list[Action]) -> None:
+    """Remove from a fault set what these actions put there (`fault clear LAB SCENARIO`)."""
+    for action in actions:
+        if isinstance(action, Impair):
+            for link in action.links:
+                faults.clear_link(link)
+        elif isinstance(action, Down):
+            for link in action.links:
+                faults.set_down(link, False)
+        else:
+            groups = [list(g) for g in action.groups]
+            faults.partitions[:] = [p for p in faults.partitions if p != groups]
+
+
 def perform(faults: FaultSet, actions: list[Action]) -> None:
     """Add actions to a fault set: an impairment replaces the link's in that direction."""
     for action in actions:

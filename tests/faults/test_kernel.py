@@ -183,6 +183,13 @@ def test_scenario_apply_and_show_after_restart(lab):
     assert within(got.sent - len(got.payloads), 2000, 0.2)
     assert netlab("fault", "apply", "ftk", "cut").returncode == 0
     assert reachable(NS["d"], NS["a"], A) == 0
+    # `fault clear LAB SCENARIO` (TOPOLOGY.md) removes that scenario's faults only
+    assert netlab("fault", "clear", "ftk", "cut").returncode == 0
+    shown = json.loads(netlab("fault", "show", "ftk", "--json").stdout)
+    assert shown["partitions"] == [] and shown["applied"] == ["flaky"]
+    assert shown["links"]["a:eth0"]["egress"] == {"loss": 20.0}
+    assert reachable(NS["d"], NS["a"], A) > 0
+    assert netlab("fault", "clear", "ftk", "nosuch").returncode == 2
     assert netlab("fault", "clear", "ftk").returncode == 0
     assert json.loads(netlab("fault", "show", "ftk", "--json").stdout)["links"] == {}
 
