@@ -47,7 +47,18 @@ def lab_name(file_or_lab: str) -> str:
 
 
 class Group(click.Group):
-    """Turns click's usage errors into exit 2 and any stray exception into one line."""
+    """Turns click's usage errors into exit 2 and any stray exception into one line;
+    loads feature commands (LAZY_COMMANDS) on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            import importlib
+            module, attr = LAZY_COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -181,8 +192,11 @@ def generate_lan(hosts, name):
     if not LAB_NAME.match(name):
         _fail(f"--name {name!r} must match ^[a-z][a-z0-9-]{{0,11}}$", 2)
     click.echo(lan(hosts, name), nl=False)
-main.add_command(__import__("netlab.checks.cli", fromlist=["check"]).check)
-main.add_command(__import__("netlab.nft_cli", fromlist=["rules"]).rules)
-main.add_command(__import__("netlab.graph", fromlist=["graph_command"]).graph_command)
-main.add_command(__import__("netlab.capture_cli", fromlist=["capture_command"]).capture_command)
-main.add_command(__import__("netlab.faults.cli", fromlist=["fault"]).fault)
+# Commands of feature modules: imported only when used, so `netlab down` does not pay for them.
+LAZY_COMMANDS = {
+    "check": "netlab.checks.cli:check",
+    "rules": "netlab.nft_cli:rules",
+    "graph": "netlab.graph:graph_command",
+    "capture": "netlab.capture_cli:capture_command",
+    "fault": "netlab.faults.cli:fault",
+}
