@@ -113,17 +113,22 @@ def scenarios(current: Lab) -> dict[str, Any]:
     return {}
 
 
+def _scenario_actions(current: Lab, lab: str, name: str) -> list:
+    """The actions of one of the file's scenarios, or a refusal naming the known ones."""
+    known = scenarios(current)
+    if name not in known:
+        names = ", ".join(sorted(known)) or "none"
+        raise FaultRefused([f"lab {lab} has no fault scenario {name!r} (it has: {names})"])
+    problems = Problems()
+    actions = parse_scenario(name, known[name], current.facts.ifaces, problems)
+    if problems:
+        raise FaultRefused(problems.lines)
+    return actions
+
+
 def apply_scenario(lab: str, name: str) -> FaultSet:
     def mutate(current: Lab, faults: FaultSet) -> None:
-        known = scenarios(current)
-        if name not in known:
-            names = ", ".join(sorted(known)) or "none"
-            raise FaultRefused([f"lab {lab} has no fault scenario {name!r} (it has: {names})"])
-        problems = Problems()
-        actions = parse_scenario(name, known[name], current.facts.ifaces, problems)
-        if problems:
-            raise FaultRefused(problems.lines)
-        perform(faults, actions)
+        perform(faults, _scenario_actions(current, lab, name))
         if name not in faults.applied:
             faults.applied.append(name)
     return change(lab, mutate)
@@ -132,15 +137,7 @@ def apply_scenario(lab: str, name: str) -> FaultSet:
 def clear_scenario(lab: str, name: str) -> FaultSet:
     """`fault clear LAB SCENARIO`: remove what that scenario applied."""
     def mutate(current: Lab, faults: FaultSet) -> None:
-        known = scenarios(current)
-        if name not in known:
-            names = ", ".join(sorted(known)) or "none"
-            raise FaultRefused([f"lab {lab} has no fault scenario {name!r} (it has: {names})"])
-        problems = Problems()
-        actions = parse_scenario(name, known[name], current.facts.ifaces, problems)
-        if problems:
-            raise FaultRefused(problems.lines)
-        undo(faults, actions)
+        undo(faults, _scenario_actions(current, lab, name))
         if name in faults.applied:
             faults.applied.remove(name)
     return change(lab, mutate)
