@@ -63,6 +63,20 @@ def deploy():
         labops.down(name)
 
 
+def module_lab(text: str):
+    """A module-scoped fixture that deploys YAML text, yields its Topology, and always
+    removes the lab afterwards: `lab = module_lab(TOPO)` in a test module."""
+    @pytest.fixture(scope="module")
+    def lab():
+        topo = load_text(text)
+        try:
+            labops.up(topo)
+            yield topo
+        finally:
+            labops.down(topo.name)
+    return lab
+
+
 def nsexec(ns: str, *cmd: str, timeout: float = 20, check: bool = False) -> subprocess.CompletedProcess:
     """Run a plain tool inside a lab namespace."""
     return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,

@@ -18,6 +18,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from tests.conftest import module_lab
+
 from netlab import kernel
 from netlab import lab as labops
 from netlab.backends.dns import alive, files, start_time
@@ -129,14 +131,7 @@ def bridge_mac(ns: str, bridge: str) -> str:
     return out[out.index("link/ether") + 1]
 
 
-@pytest.fixture(scope="module")
-def lab():
-    topo = load_text(TOPO)
-    try:
-        labops.up(topo)
-        yield topo
-    finally:
-        labops.down(LAB)
+lab = module_lab(TOPO)
 
 
 # --- answers -------------------------------------------------------------------------

@@ -7,9 +7,11 @@ import statistics
 
 import pytest
 
+from tests.conftest import module_lab
+
 from netlab import lab as labops
 from netlab.faults import ops, probe
-from netlab.loader import load_file, load_text
+from netlab.loader import load_file
 
 from .test_kernel import within
 from .traffic import udp_burst
@@ -26,12 +28,7 @@ nodes:
 A, B = "10.74.0.1", "10.74.0.2"
 
 
-@pytest.fixture(scope="module")
-def lab():
-    topo = load_text(TOPO)
-    labops.up(topo)
-    yield topo
-    labops.down(topo.name)
+lab = module_lab(TOPO)
 
 
 @pytest.fixture(autouse=True)

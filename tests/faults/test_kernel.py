@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 
+from tests.conftest import module_lab
+
 from netlab import kernel
 from netlab import lab as labops
 from netlab.errors import ApplyError
@@ -49,12 +51,7 @@ NS = {n: f"ftk-{n}" for n in "abcrd"}
 ALL_NS = list(NS.values()) + ["ftk--lab"]
 
 
-@pytest.fixture(scope="module")
-def lab():
-    topo = load_text(TOPO)
-    labops.up(topo)
-    yield topo
-    labops.down(topo.name)
+lab = module_lab(TOPO)
 
 
 @pytest.fixture(autouse=True)
