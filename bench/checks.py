@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from netlab import kernel  # noqa: E402
 from netlab import lab as labops  # noqa: E402
-from netlab.checks.l3 import all_pairs  # noqa: E402
+from netlab.checks.matrix import all_pairs  # noqa: E402
 from netlab.checks.labinfo import LabView  # noqa: E402
 from netlab.generate import lan  # noqa: E402
 from netlab.loader import load_text  # noqa: E402

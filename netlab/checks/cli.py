@@ -60,7 +60,7 @@ def check(file_or_lab, all_pairs, as_json, junit, wait, parallel):
     from ..state import LabState
     from . import report
     from .defaults import default_checks
-    from .l3 import all_pairs as matrix_of
+    from .matrix import all_pairs as matrix_of
     from .labinfo import LabView
     from .runner import run_checks
     from .spec import parse_checks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from .l3 import Matrix
+from .matrix import Matrix
 from .result import Result
 from .spec import LAYER_ORDER
 

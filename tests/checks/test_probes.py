@@ -302,7 +302,7 @@ def test_ipv6_ping_tcp_udp(deploy):
     assert [(r.spec.label, r.detail) for r in results if not r.ok] == []
     assert results[0].detail.startswith("2001:db8:71:3::2: 3/3 replies")
     assert "no route (v6) from r1" in results[-1].detail
-    from netlab.checks.l3 import all_pairs
+    from netlab.checks.matrix import all_pairs
     from netlab.checks.labinfo import LabView
     matrix = all_pairs(LabView.from_meta(name, LabState.load(name).plan.meta))
     assert len(matrix.ok) == 6 and not matrix.failed           # sensor over IPv6, the rest v4

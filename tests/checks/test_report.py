@@ -5,7 +5,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from netlab.checks import report
-from netlab.checks.l3 import Matrix
+from netlab.checks.matrix import Matrix
 from netlab.checks.result import Outcome, Result, judge
 from netlab.checks.spec import parse_checks
 from netlab.errors import Problems
