@@ -32,20 +32,6 @@ def _load_checks(file_or_lab: str):
     return st.lab, None, f"the topology file of lab {st.lab} ({st.source}) is gone; running default checks"
 
 
-def _warn_arp_cap(nodes: int) -> None:
-    """All-pairs needs an ARP entry per ordered pair; the kernel's ARP table is shared by
-    all namespaces and capped by the host's gc_thresh3: say so before it bites."""
-    try:
-        with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
-            cap = int(f.read())
-    except (OSError, ValueError):
-        return
-    if nodes * (nodes - 1) > cap:
-        click.echo(f"netlab: warning: {nodes} nodes need {nodes * (nodes - 1)} ARP entries, above the "
-                   f"host's limit net.ipv4.neigh.default.gc_thresh3={cap}; expect timeouts "
-                   f"(raise it: sysctl -w net.ipv4.neigh.default.gc_thresh3={nodes * nodes * 2})", err=True)
-
-
 @click.command(name="check")
 @click.argument("file_or_lab")
 @click.option("--all-pairs", is_flag=True, help="L3 reachability between every pair of nodes (a matrix), instead of the declared checks.")
@@ -53,9 +39,11 @@ def _warn_arp_cap(nodes: int) -> None:
 @click.option("--junit", "junit", type=click.Path(dir_okay=False, writable=True), help="Also write JUnit XML here.")
 @click.option("--wait", type=click.FloatRange(0, 600), default=5.0, show_default=True,
               help="Seconds each check may retry while the lab converges.")
+@click.option("--ip", "families", type=click.Choice(["4", "6"]), multiple=True,
+              help="With --all-pairs: only this family (default: every family both nodes of a pair speak).")
 @click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Checks run at once.")
-def check(file_or_lab, all_pairs, as_json, junit, wait, parallel):
+def check(file_or_lab, all_pairs, as_json, junit, wait, families, parallel):
     """Run the checks of a deployed lab (by its file or its name)."""
     from ..state import LabState
     from . import report
@@ -76,8 +64,8 @@ def check(file_or_lab, all_pairs, as_json, junit, wait, parallel):
     started = time.monotonic()
     results, matrix = [], None
     if all_pairs:
-        _warn_arp_cap(len(view.ns))
-        matrix = matrix_of(view, timeout=max(wait, 1.0))
+        matrix = matrix_of(view, timeout=max(wait, 1.0),
+                           families=tuple(sorted({int(f) for f in families})) or (4, 6))
     else:
         problems = Problems()
         specs = parse_checks(declared, set(view.ns), problems) if declared else default_checks(view)

@@ -305,7 +305,8 @@ def test_ipv6_ping_tcp_udp(deploy):
     from netlab.checks.matrix import all_pairs
     from netlab.checks.labinfo import LabView
     matrix = all_pairs(LabView.from_meta(name, LabState.load(name).plan.meta))
-    assert len(matrix.ok) == 6 and not matrix.failed           # sensor over IPv6, the rest v4
+    assert matrix.reachable == 6 and not matrix.failed
+    assert matrix.families() == {4: (2, 2), 6: (6, 6)}       # pc1 <-> r1 in both, sensor v6 only
     nft(f"{name}-r1", """
 table ip6 cktest {
   chain forward { type filter hook forward priority 0; policy accept; tcp dport 22 drop; icmpv6 type echo-request drop; }

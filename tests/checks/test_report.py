@@ -36,12 +36,25 @@ def test_json_and_junit():
 
 
 def test_matrix_text():
-    m = Matrix(["a", "b"], {("a", "b"): 0.001}, {("b", "a"): "timeout"}, 0.2)
+    m = Matrix(["a", "b"], {("a", "b", 4): 0.001}, {("b", "a", 4): "timeout"}, 0.2)
     text = report.matrix_text(m)
     assert text.splitlines()[0] == "all pairs: 1/2 reachable in 0.20s"
     assert "  FAIL  b -> a: timeout" in text
     root = ET.fromstring(report.to_junit("ck", [], m))
     assert root.find("testsuite").get("failures") == "1"
+
+
+def test_matrix_of_both_families():
+    ok = {("a", "b", 4): 0.001, ("a", "b", 6): 0.001, ("b", "a", 4): 0.001, ("a", "c", 6): 0.001}
+    failed = {("b", "a", 6): "timeout", ("c", "a", 0): "no address"}
+    m = Matrix(["a", "b", "c"], ok, failed, 0.3, rounds=2, notes=["overflowed"])
+    text = report.matrix_text(m).splitlines()
+    assert text[0] == "all pairs: 2/4 reachable (IPv4 2/2, IPv6 2/3) in 0.30s in 2 rounds"
+    assert text[3].rstrip() == "b 1 4 -" and "  FAIL  b -> a (IPv6): timeout" in text
+    assert "  FAIL  c -> a: no address" in text and text[-1] == "  note: overflowed"
+    data = json.loads(report.to_json("ck", [], 0.3, m))["all_pairs"]
+    assert data["families"] == {"ipv4": {"pairs": 2, "reachable": 2}, "ipv6": {"pairs": 3, "reachable": 2}}
+    assert {"from": "b", "to": "a", "ip": 6, "detail": "timeout"} in data["failed"]
 
 
 def test_judge():
