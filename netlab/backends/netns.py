@@ -29,6 +29,9 @@ def configure_inside(step: Namespace, lab: str) -> IPRoute:
         # addresses (link-local ones too) are usable the moment `up` returns.
         kernel.write_sysctl("net.ipv6.conf.default.accept_dad", "0")
         kernel.write_sysctl("net.ipv6.conf.all.accept_dad", "0")
+        # A link taken down (`netlab fault down`, or by hand) keeps its static IPv6
+        # addresses, as IPv4 ones are kept, so `up` brings the same link back.
+        kernel.write_sysctl("net.ipv6.conf.all.keep_addr_on_down", "1")
         if step.role == "router":
             kernel.write_sysctl("net.ipv6.conf.all.forwarding", "1")
     return ipr

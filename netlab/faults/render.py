@@ -31,12 +31,18 @@ NETEM_ONLY = ("delay", "jitter", "corrupt", "reorder")
 PPM = 1_000_000
 
 
+def _plain(interfaces: list[dict], key: str) -> list[str]:
+    """The addresses under `key` of a node's interfaces, without prefix lengths."""
+    return [i[key].split("/")[0] for i in interfaces if i.get(key)]
+
+
 @dataclass
 class LabFacts:
     """What faults need to know about a deployed lab, read from its plan."""
     ns: dict[str, str] = field(default_factory=dict)                   # node -> netns
     ifaces: dict[str, list[str]] = field(default_factory=dict)         # node -> ifnames
     addresses: dict[str, list[str]] = field(default_factory=dict)      # node -> IPv4 addresses
+    addresses6: dict[str, list[str]] = field(default_factory=dict)     # node -> IPv6 addresses
     peers: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     routes: dict[tuple[str, str], list[Route]] = field(default_factory=dict)
 
@@ -46,8 +52,8 @@ class LabFacts:
         for node, info in plan.meta.get("nodes", {}).items():
             facts.ns[node] = info["ns"]
             facts.ifaces[node] = [i["ifname"] for i in info["interfaces"]]
-            facts.addresses[node] = [i["address"].split("/")[0] for i in info["interfaces"]
-                                     if i.get("address") and ":" not in i["address"]]
+            facts.addresses[node] = _plain(info["interfaces"], "address")
+            facts.addresses6[node] = _plain(info["interfaces"], "address6")
         for s in plan.steps:
             if isinstance(s, Veth):
                 facts.peers[(s.ns, s.ifname)] = (s.peer_ns, s.peer)
@@ -170,13 +176,13 @@ def _partition(desired: Desired, facts: LabFacts, groups: list[list[str]],
         desired.refusals.append(f"partition {label}: needs {MISSING['nft']}")
         return
     for i, group in enumerate(groups):
-        others = sorted({a for j, g in enumerate(groups) if j != i for n in g
-                         for a in facts.addresses.get(n, [])})
-        if not others:
-            continue
-        for node in group:
-            desired.rules(facts.ns[node], "", "input").append(
-                f"ip saddr {{ {', '.join(others)} }} drop")
+        for match, addresses in (("ip saddr", facts.addresses), ("ip6 saddr", facts.addresses6)):
+            others = sorted({a for j, g in enumerate(groups) if j != i for n in g
+                             for a in addresses.get(n, [])})
+            if not others:
+                continue
+            for node in group:
+                desired.rules(facts.ns[node], "", "input").append(f"{match} {{ {', '.join(others)} }} drop")
 
 
 def render(faults: FaultSet, facts: LabFacts, has: Callable[[str], bool]) -> Desired:

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.kernel
 TOPO = """
 name: ftk
 networks:
-  lan: {subnet: 10.71.0.0/24}
-  wan: {subnet: 10.72.0.0/24}
+  lan: {subnet: 10.71.0.0/24, subnet6: "2001:db8:71::/64"}
+  wan: {subnet: 10.72.0.0/24, subnet6: "2001:db8:72::/64"}
 nodes:
   a: {networks: [lan]}
   b: {networks: [lan]}
@@ -47,6 +47,7 @@ faults:
     - {partition: [[a], [b, d]]}
 """
 A, B, C, R, D = "10.71.0.1", "10.71.0.2", "10.71.0.3", "10.71.0.4", "10.72.0.2"
+B6, D6 = "2001:db8:71::2", "2001:db8:72::2"
 NS = {n: f"ftk-{n}" for n in "abcrd"}
 ALL_NS = list(NS.values()) + ["ftk--lab"]
 
@@ -141,21 +142,31 @@ def test_partition_blocks_both_ways_and_clear_restores(lab):
     assert reachable(NS["a"], NS["c"], C) == 20        # outside the partition: untouched
     assert reachable(NS["c"], NS["b"], B) == 20
     assert reachable(NS["b"], NS["d"], D) == 20        # same side
+    assert reachable(NS["a"], NS["b"], B6) == 0         # over IPv6 as well
+    assert reachable(NS["a"], NS["d"], D6) == 0
+    assert reachable(NS["c"], NS["b"], B6) == 20
     ops.clear("ftk")
     assert reachable(NS["a"], NS["b"], B) == 20
     assert reachable(NS["b"], NS["a"], A) == 20
+    assert reachable(NS["a"], NS["d"], D6) == 20
 
 
 def test_link_down_and_up_restores_routes(lab):
     routes = nsexec(NS["a"], "ip", "route").stdout
-    assert "default via 10.71.0.4" in routes
+    routes6 = nsexec(NS["a"], "ip", "-6", "route", "show", "proto", "static").stdout
+    addresses6 = nsexec(NS["a"], "ip", "-6", "addr", "show", "eth0", "scope", "global").stdout
+    assert "default via 10.71.0.4" in routes and "default via 2001:db8:71::4" in routes6
     ops.set_state("ftk", ["a:eth0"], [], True)
     assert "state DOWN" in nsexec(NS["a"], "ip", "link", "show", "eth0").stdout
     assert reachable(NS["a"], NS["d"], D) == 0
     assert reachable(NS["b"], NS["a"], A) == 0
     ops.set_state("ftk", ["a:eth0"], [], False)
     assert nsexec(NS["a"], "ip", "route").stdout == routes
+    # IPv6 addresses survive the link going down (keep_addr_on_down), routes come back
+    assert nsexec(NS["a"], "ip", "-6", "addr", "show", "eth0", "scope", "global").stdout == addresses6
+    assert nsexec(NS["a"], "ip", "-6", "route", "show", "proto", "static").stdout == routes6
     assert reachable(NS["a"], NS["d"], D) == 20
+    assert reachable(NS["a"], NS["d"], D6) == 20
 
 
 def test_whole_node_form(lab):
@@ -257,7 +268,7 @@ def test_a_failure_part_way_puts_the_old_faults_back(lab, monkeypatch):
 
 # -- reconcile and down
 
-RECONCILED = TOPO.replace("lan: {subnet: 10.71.0.0/24}", "lan: {subnet: 10.71.0.0/24, mtu: 1400}")
+RECONCILED = TOPO.replace("lan: {subnet: 10.71.0.0/24,", "lan: {subnet: 10.71.0.0/24, mtu: 1400,")
 
 
 def test_reconcile_keeps_faults_on_recreated_interfaces(lab):

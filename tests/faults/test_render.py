@@ -87,6 +87,16 @@ def test_partition_drops_the_other_groups_at_input():
     assert render(faults, facts(), caps()).refusals[0].startswith("partition b | a: needs nftables")
 
 
+def test_partition_covers_ipv6_where_nodes_have_it():
+    topo = TOPO.replace("{lan: {subnet: 10.70.0.0/24}}", '{lan: {subnet: 10.70.0.0/24, subnet6: "2001:db8:70::/64"}}')
+    plan, _ = compile_topology(load_text(topo))
+    faults = FaultSet()
+    faults.add_partition([["a"], ["b"]])
+    d = render(faults, LabFacts.from_plan(plan), caps("nft"))
+    assert d.nft["ftr-a"][("", "input")] == ["ip saddr { 10.70.0.2, 10.70.9.2 } drop",
+                                             "ip6 saddr { 2001:db8:70::2 } drop"]
+
+
 def test_down_is_a_link_state():
     faults = FaultSet()
     faults.set_down("a:p0", True)

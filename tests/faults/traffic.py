@@ -13,9 +13,13 @@ from netlab import kernel
 HEADER = struct.Struct("!IQ")           # sequence number, send time (ns, CLOCK_MONOTONIC)
 
 
-def sock_in(ns: str, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+def sock_in(ns: str, kind: int = socket.SOCK_DGRAM, family: int = socket.AF_INET) -> socket.socket:
     with kernel.entered(ns):
-        return socket.socket(socket.AF_INET, kind)
+        return socket.socket(family, kind)
+
+
+def family_of(ip: str) -> int:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
 @dataclass
@@ -36,8 +40,8 @@ class Received:
 def udp_burst(src_ns: str, dst_ns: str, dst_ip: str, count: int = 2000, port: int = 40000,
               size: int = 64, gap: float = 0.0, settle: float = 0.5, no_check: bool = False) -> Received:
     """Send `count` numbered datagrams from src to dst; return what arrived (each copy)."""
-    rx = sock_in(dst_ns)
-    tx = sock_in(src_ns)
+    rx = sock_in(dst_ns, family=family_of(dst_ip))
+    tx = sock_in(src_ns, family=family_of(dst_ip))
     try:
         rx.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)       # SO_RCVBUFFORCE: never drop here
         rx.bind((dst_ip, port))
