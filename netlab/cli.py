@@ -144,7 +144,8 @@ def status(lab, as_json):
         health = "healthy" if entry["healthy"] else "DEGRADED"
         click.echo(f"lab {entry['lab']} ({entry['status']}, {health}): {len(entry['nodes'])} nodes")
         for node in entry["nodes"]:
-            addrs = ", ".join(f"{i['ifname']}={i['address'] or '-'}" for i in node["interfaces"])
+            addrs = ", ".join(f"{i['ifname']}=" + ("+".join(a for a in (i.get("address"), i.get("address6")) if a) or "-")
+                              for i in node["interfaces"])
             kind = node["kind"] + (f" [{node['image']}]" if node["image"] else "")
             state = "" if node["healthy"] else "  MISSING"
             click.echo(f"  {node['name']:<16} {kind:<24} {addrs}{state}")

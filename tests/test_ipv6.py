@@ -43,6 +43,14 @@ def test_ipv4_still_works_beside_ipv6(deploy):
     assert nsexec("core-v6-pc1", "ping", "-c", "1", "-W", "1", "10.71.2.2").returncode == 0
 
 
+def test_status_shows_both_families(deploy):
+    deploy(lab_text())
+    text = subprocess.run([sys.executable, "-m", "netlab", "status", "core-v6"],
+                          capture_output=True, text=True).stdout
+    assert "eth0=10.71.1.2/24+2001:db8:71:1::2/64" in text          # pc1, dual stack
+    assert "eth0=2001:db8:71:3::2/64" in text                        # sensor, IPv6 only
+
+
 SCRIPT = """
 set -eu
 mkdir -p /run/netns
