@@ -6,13 +6,17 @@
   it saw, and the header X-Netlab-Seen.
 - tcp:PORT echoes what it receives; the line `NETLAB?` gets `NETLAB seen=IP:PORT` back.
 - udp:PORT echoes each datagram; the datagram `NETLAB?` gets `NETLAB seen=IP:PORT` back.
-The peer address is what the node saw, so NAT checks (`seen_as`) can compare it.
+The peer address is what the node saw, so NAT checks (`seen_as`) can compare it. Each port
+takes IPv4 and IPv6 alike (one IPv6 socket with IPV6_V6ONLY off); an IPv4 peer is shown as
+IPv4 (no ::ffff: prefix), an IPv6 one as [IP]:PORT.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import ctypes
+import errno
+import ipaddress
 import os
 import signal
 import socket
@@ -21,22 +25,38 @@ QUERY = b"NETLAB?"
 SEEN_PREFIX = b"NETLAB seen="
 
 
+def peer_host(peer: tuple) -> str:
+    """The address of a socket peer as the node saw it: IPv4 peers of a dual-stack socket
+    lose their ::ffff: prefix, IPv6 ones their %scope."""
+    host = peer[0].split("%")[0]
+    if ":" in host:
+        mapped = ipaddress.IPv6Address(host).ipv4_mapped
+        return str(mapped) if mapped else host
+    return host
+
+
+def host_port(host: str, port: int) -> str:
+    """IP:PORT, with brackets around an IPv6 address."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def seen_reply(peer: tuple) -> bytes:
-    return SEEN_PREFIX + f"{peer[0]}:{peer[1]}".encode() + b"\n"
+    return SEEN_PREFIX + host_port(peer_host(peer), peer[1]).encode() + b"\n"
 
 
 def parse_seen(data: bytes) -> str | None:
-    """The address from a `NETLAB seen=IP:PORT` reply, or None."""
+    """The address from a `NETLAB seen=IP:PORT` (or `[IPv6]:PORT`) reply, or None."""
     line = data.split(b"\n", 1)[0].strip()
     if not line.startswith(SEEN_PREFIX):
         return None
-    return line[len(SEEN_PREFIX):].decode(errors="replace").rsplit(":", 1)[0]
+    return line[len(SEEN_PREFIX):].decode(errors="replace").rsplit(":", 1)[0].strip("[]")
 
 
 def http_response(node: str, peer: tuple, head: bool = False) -> bytes:
-    body = f"netlab http responder on {node}\nseen {peer[0]}:{peer[1]}\n".encode()
+    host = peer_host(peer)
+    body = f"netlab http responder on {node}\nseen {host_port(host, peer[1])}\n".encode()
     headers = (f"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
-               f"X-Netlab-Seen: {peer[0]}\r\nX-Netlab-Node: {node}\r\nConnection: close\r\n\r\n")
+               f"X-Netlab-Seen: {host}\r\nX-Netlab-Node: {node}\r\nConnection: close\r\n\r\n")
     return headers.encode() + (b"" if head else body)
 
 
@@ -75,14 +95,29 @@ class _UdpEcho(asyncio.DatagramProtocol):
         self.transport.sendto(seen_reply(addr) if data.strip() == QUERY else data, addr)
 
 
-def _listen(kind: int, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, kind)
-    if kind == socket.SOCK_STREAM:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
-    if kind == socket.SOCK_STREAM:
-        sock.listen(128)
-    sock.setblocking(False)
+def listening_socket(kind: int, port: int, make=socket.socket) -> socket.socket:
+    """A non-blocking socket on `port` for IPv4 and IPv6 peers alike: one IPv6 socket with
+    IPV6_V6ONLY off, or an IPv4 one where the kernel has no IPv6. `make(family, kind)`
+    creates the socket (in the right namespace). EADDRINUSE if either family's port is
+    taken."""
+    try:
+        sock, any_address = make(socket.AF_INET6, kind), "::"
+    except OSError as err:
+        if err.errno != errno.EAFNOSUPPORT:
+            raise
+        sock, any_address = make(socket.AF_INET, kind), "0.0.0.0"
+    try:
+        if kind == socket.SOCK_STREAM:       # past TIME_WAIT (for UDP it would share the port)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((any_address, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -96,7 +131,7 @@ async def serve(node: str, services: list[tuple[str, int]], ready_fd: int | None
     loop = asyncio.get_running_loop()
     for proto, port in services:
         try:
-            sock = _listen(socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM, port)
+            sock = listening_socket(socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM, port)
         except OSError as err:
             _ready(ready_fd, f"cannot listen on {proto}:{port}: {err.strerror}")
             raise SystemExit(1)

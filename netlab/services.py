@@ -1,6 +1,6 @@
-"""The `services:` of a node: netlab's own responders (HTTP, TCP echo, UDP echo; see
-netlab.responder) started inside it by `up`, restarted by `up` if they died, stopped at
-`down`. Feature hooks: validate, compile (one `service` step per node), after_up, teardown,
+"""The `services:` of a node: netlab's own responders (HTTP, TCP echo, UDP echo, each on
+IPv4 and IPv6 alike; see netlab.responder) started inside it by `up`, restarted by `up` if
+they died, stopped at `down`. Feature hooks: validate, compile (one `service` step per node), after_up, teardown,
 status. The step and its executor live in netlab.backends.services.
 
     services: [http:80, tcp:9000, udp:7]

@@ -1,6 +1,7 @@
-"""L3 probes with raw ICMP sockets made in the source node: ping (loss, RTT), path (TTL
-probing, compared with `via:`) and MTU (largest packet with DF that makes the round trip).
-The all-pairs matrix lives in matrix.py.
+"""L3 probes with raw ICMP (or ICMPv6) sockets made in the source node: ping (loss, RTT),
+path (TTL / hop limit probing, compared with `via:`) and MTU (the largest packet that makes
+the round trip unfragmented: DF set over IPv4; over IPv6 routers never fragment). Sizes are
+IP packet sizes, headers included, in both families. The all-pairs matrix lives in matrix.py.
 """
 from __future__ import annotations
 
@@ -26,11 +27,9 @@ class Echoes:
 
 
 def _send(sock: socket.socket, dst: str, ident: int, seq: int, size: int, e: Echoes) -> None:
+    """One echo request whose IP packet is `size` bytes."""
     try:
-        if sock.family == socket.AF_INET6:
-            sock.sendto(netio.echo_request6(ident, seq, netio.padded(size + 20)), (dst, 0))
-        else:
-            sock.sendto(netio.echo_request(ident, seq, netio.padded(size)), (dst, 0))
+        sock.sendto(netio.echo_of_size(sock.family == socket.AF_INET6, ident, seq, size), (dst, 0))
         e.sent[seq] = time.monotonic()
     except OSError as err:
         e.local[seq] = err.errno
@@ -57,11 +56,15 @@ def _collect(sock: socket.socket, dst: str, ident: int, e: Echoes, until: float,
 def describe_error(msg: netio.Icmp, view: LabView) -> str:
     where = view.name_of(msg.src)
     if msg.type == netio.ICMP_TIME_EXCEEDED:
-        return f"TTL exceeded at {where} (a routing loop?)"
+        return f"{'hop limit' if msg.v6 else 'TTL'} exceeded at {where} (a routing loop?)"
     what = netio.UNREACH_CODES.get(msg.code, f"unreachable code {msg.code}")
-    if msg.code == 4:
-        what += f", mtu {msg.mtu}"
+    if msg.too_big:
+        what = f"{'packet too big (v6)' if msg.v6 else what}, mtu {msg.mtu}"
     return f"ICMP {what} from {where}"
+
+
+def _opener(v6: bool):
+    return netio.icmp6_socket if v6 else netio.icmp_socket
 
 
 def _why_not(e: Echoes, view: LabView, timeout: float) -> str:
@@ -79,8 +82,7 @@ def ping(spec: CheckSpec, view: LabView) -> Outcome:
     interval = 0.01 if count <= 5 else 0.02
     ident = netio.new_ident()
     e = Echoes()
-    opener = netio.icmp6_socket if v6 else netio.icmp_socket
-    with opener(view.ns[spec.src]) as sock:
+    with _opener(v6)(view.ns[spec.src]) as sock:
         for seq in range(1, count + 1):
             _send(sock, dst, ident, seq, 64, e)
             _collect(sock, dst, ident, e, time.monotonic() + interval)
@@ -105,18 +107,19 @@ def ping(spec: CheckSpec, view: LabView) -> Outcome:
 
 
 def path(spec: CheckSpec, view: LabView) -> Outcome:
-    """Echoes with TTL 1..N at once: time-exceeded sources name the routers crossed."""
-    dst = view.address(spec.src, spec.dst)
+    """Echoes with TTL (IPv6: hop limit) 1..N at once: the sources of time exceeded
+    name the routers crossed."""
+    dst, v6 = view.target(spec.src, spec.dst, spec.opts.get("ip"))
     via = [view.name_of(v) for v in spec.opts.get("via", [])]
     max_ttl = min(30, len(via) + 3)
     ident = netio.new_ident()
     e = Echoes()
-    with netio.icmp_socket(view.ns[spec.src]) as sock:
+    with _opener(v6)(view.ns[spec.src]) as sock:
         for attempt in range(2):
             for ttl in range(1, max_ttl + 1):
                 if ttl in e.rtt or ttl in e.errors:
                     continue
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+                netio.set_hop_limit(sock, ttl)
                 _send(sock, dst, ident, ttl, 64, e)
             _collect(sock, dst, ident, e, time.monotonic() + spec.timeout,
                      lambda e: _path_known(e, max_ttl))
@@ -157,33 +160,39 @@ def _hops(e: Echoes, view: LabView, last: int) -> list[str]:
     return hops
 
 
+MIN_MTU = {False: 68, True: 1280}      # the smallest MTU a link may have, by "is IPv6"
+
+
 def mtu(spec: CheckSpec, view: LabView) -> Outcome:
-    """The largest IP packet with DF set that goes there and back: coarse sizes at once,
-    then every size in the gap."""
-    dst = view.address(spec.src, spec.dst)
+    """The largest IP packet that goes there and back unfragmented (DF set over IPv4;
+    IPv6 routers never fragment): coarse sizes at once, then every size in the gap."""
+    dst, v6 = view.target(spec.src, spec.dst, spec.opts.get("ip"))
     want = spec.opts["size"]
     top = max(want, 1500)
     ident = netio.new_ident()
     e = Echoes()
-    with netio.icmp_socket(view.ns[spec.src]) as sock:
-        sock.setsockopt(socket.IPPROTO_IP, netio.IP_MTU_DISCOVER, netio.IP_PMTUDISC_PROBE)
-        coarse = sorted(set(range(68, top + 1, 64)) | {want, top, 1280})
+    with _opener(v6)(view.ns[spec.src]) as sock:
+        netio.never_fragment(sock)
+        floor = MIN_MTU[v6]
+        coarse = sorted(set(range(floor, top + 1, 64)) | {MIN_MTU[False], want, top, 1280})
         _probe_sizes(sock, dst, ident, coarse, e, spec.timeout)
         if not e.rtt:
             return Outcome.blocked(_why_not(e, view, spec.timeout))
         low = max(e.rtt)
         above = [s for s in coarse if s > low]
-        if above:
+        if above and low >= floor:
             _probe_sizes(sock, dst, ident, list(range(low + 1, above[0])), e, spec.timeout)
     largest = max(e.rtt)
-    detail = f"{dst}: largest packet with DF through is {largest} bytes"
-    frag = [m for m in e.errors.values() if m.type == netio.ICMP_UNREACH and m.code == 4]
-    if frag:
-        detail += f" ({describe_error(frag[0], view)})"
+    detail = f"{dst}: largest packet {'' if v6 else 'with DF '}through is {largest} bytes"
+    too_big = [m for m in e.errors.values() if m.too_big]
+    if too_big:
+        detail += f" ({describe_error(too_big[0], view)})"
     elif any(err == errno.EMSGSIZE for err in e.local.values()):
         detail += " (limited by the source's interface MTU)"
     elif largest < top:
         detail += " (bigger packets vanish silently: an MTU black hole)"
+    if largest < floor:
+        detail += f"; every IPv6 link must carry {floor}"
     return Outcome(True, largest >= want, detail + ("" if largest >= want else f"; {want} expected"))
 
 

@@ -1,9 +1,10 @@
-"""L4 probes: TCP connect and UDP echo to node:port, and the temporary listeners the
-checker opens in the target when nobody serves the port there.
+"""L4 probes: TCP connect and UDP echo to node:port over IPv4 or IPv6, and the temporary
+listeners the checker opens in the target when nobody serves the port there.
 
-A temporary listener is a socket made in the target's namespace; if the port is taken
-(a declared service, or the node's own server), the probe talks to that instead. Probes
-that need the same temporary port on the same node take turns (a lock per port).
+A temporary listener is a socket made in the target's namespace that takes IPv4 and IPv6
+alike (netlab.responder.listening_socket); if the port is taken (a declared service, or the
+node's own server), the probe talks to that instead. Probes that need the same temporary
+port on the same node take turns (a lock per port).
 """
 from __future__ import annotations
 
@@ -38,27 +39,18 @@ class Listener:
 
 
 @contextlib.contextmanager
-def temporary_listener(view: LabView, node: str | None, proto: str, port: int, v6: bool = False):
-    """Yields a Listener: our own socket on the port in `node`, or None in it if the port
-    is already served (or the target is not a lab node)."""
+def temporary_listener(view: LabView, node: str | None, proto: str, port: int):
+    """Yields a Listener: our own socket (IPv4 and IPv6) on the port in `node`, or None in
+    it if the port is already served (or the target is not a lab node)."""
     ns = view.ns.get(node) if node else None
     if ns is None:
         yield Listener(None, None)
         return
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-    with _lock(ns, proto + ("6" if v6 else ""), port):
-        sock = netio.socket_in(ns, socket.AF_INET6 if v6 else socket.AF_INET, kind)
+    with _lock(ns, proto, port):
         try:
-            if kind == socket.SOCK_STREAM:       # past TIME_WAIT (for UDP it would share the port)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if v6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(("::" if v6 else "0.0.0.0", port))
-            if kind == socket.SOCK_STREAM:
-                sock.listen(64)
-            sock.setblocking(False)
+            sock = responder.listening_socket(kind, port, lambda family, k: netio.socket_in(ns, family, k))
         except OSError as err:
-            sock.close()
             if err.errno != errno.EADDRINUSE:
                 raise
             yield Listener(None, ns)
@@ -73,15 +65,16 @@ def target_node(view: LabView, spec: CheckSpec) -> str | None:
     return spec.dst if spec.dst in view.ns else view.owner.get(spec.dst or "")
 
 
-ICMP_ERRORS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EACCES}
+def family(dst: str) -> int:
+    return socket.AF_INET6 if ":" in dst else socket.AF_INET
 
 
 def tcp_connect(ns: str, dst: str, port: int, timeout: float,
                 view: LabView | None = None) -> tuple[socket.socket | None, str]:
-    """A connected socket, or None and how the connection was blocked."""
-    v6 = ":" in dst
-    with contextlib.nullcontext() if v6 else netio.UnreachWatch(ns) as watch:
-        sock = netio.socket_in(ns, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+    """A connected socket, or None and how the connection was blocked (the ICMP error
+    and who sent it, when one came back)."""
+    with netio.UnreachWatch(ns, v6=":" in dst) as watch:
+        sock = netio.socket_in(ns, family(dst), socket.SOCK_STREAM)
         sock.setblocking(False)
         err = sock.connect_ex((dst, port))
         if err in (errno.EINPROGRESS, errno.EAGAIN):
@@ -89,10 +82,8 @@ def tcp_connect(ns: str, dst: str, port: int, timeout: float,
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if ready else errno.ETIMEDOUT
         if err:
             sock.close()
-            if err == errno.ETIMEDOUT:
-                return None, f"timeout (no answer in {timeout:g}s)"
-            icmp = watch.why(dst, port, view.name_of if view else str) if watch and err in ICMP_ERRORS else None
-            return None, icmp or netio.how(err)
+            waited = f"timeout (no answer in {timeout:g}s)" if err == errno.ETIMEDOUT else netio.how(err)
+            return None, watch.why(dst, port, view.name_of if view else str) or waited
     return sock, "connected"
 
 
@@ -107,8 +98,8 @@ def accept_from(listener: socket.socket, timeout: float) -> tuple[socket.socket,
 
 
 def tcp(spec: CheckSpec, view: LabView) -> Outcome:
-    dst, v6 = view.target(spec.src, spec.dst, spec.opts.get("ip"))
-    with temporary_listener(view, target_node(view, spec), "tcp", spec.port, v6) as lis:
+    dst, _ = view.target(spec.src, spec.dst, spec.opts.get("ip"))
+    with temporary_listener(view, target_node(view, spec), "tcp", spec.port) as lis:
         sock, how = tcp_connect(view.ns[spec.src], dst, spec.port, spec.timeout, view)
         if sock is None:
             return Outcome.blocked(how)
@@ -119,18 +110,16 @@ def tcp(spec: CheckSpec, view: LabView) -> Outcome:
             if accepted:
                 accepted[0].close()
                 served = "temporary listener"
-    shown = f"[{dst}]" if v6 else dst
-    return Outcome(True, True, f"connected to {shown}:{spec.port} ({served})")
+    return Outcome(True, True, f"connected to {responder.host_port(dst, spec.port)} ({served})")
 
 
 def udp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float,
-                 listener: socket.socket | None, who=str) -> tuple[bytes | None, str, tuple | None]:
+                 listener: socket.socket | None, who=str) -> tuple[bytes | None, str, str | None]:
     """Send `payload` (up to 3 times) and wait for the answer. Our own listener, if any,
-    echoes from the same loop. Returns (reply, how, peer the listener saw)."""
-    v6 = ":" in dst
-    sock = netio.socket_in(ns, socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    echoes from the same loop. Returns (reply, how, address the listener saw)."""
+    sock = netio.socket_in(ns, family(dst), socket.SOCK_DGRAM)
     seen = None
-    with sock, contextlib.nullcontext() if v6 else netio.UnreachWatch(ns) as watch:
+    with sock, netio.UnreachWatch(ns, v6=":" in dst) as watch:
         sock.setblocking(False)
         try:
             sock.connect((dst, port))
@@ -142,7 +131,7 @@ def udp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float,
         while True:
             now = time.monotonic()
             if now >= deadline:
-                return None, f"timeout (no answer in {timeout:g}s)", seen
+                return None, watch.why(dst, port, who) or f"timeout (no answer in {timeout:g}s)", seen
             if now >= next_send and sends < 3:
                 try:
                     sock.send(payload)
@@ -154,7 +143,7 @@ def udp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float,
             if listener in ready:
                 try:
                     data, peer = listener.recvfrom(65536)
-                    seen = peer
+                    seen = responder.peer_host(peer)
                     listener.sendto(data, peer)
                 except BlockingIOError:
                     pass
@@ -164,22 +153,22 @@ def udp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float,
                 except BlockingIOError:
                     pass
                 except OSError as err:
-                    how = (watch and watch.why(dst, port, who)) or (
+                    how = watch.why(dst, port, who) or (
                         "refused (ICMP port unreachable)" if err.errno == errno.ECONNREFUSED else netio.how(err.errno))
                     return None, how, seen
 
 
 def udp(spec: CheckSpec, view: LabView) -> Outcome:
-    dst, v6 = view.target(spec.src, spec.dst, spec.opts.get("ip"))
+    dst, _ = view.target(spec.src, spec.dst, spec.opts.get("ip"))
     nonce = b"netlab-probe " + os.urandom(6).hex().encode()
-    with temporary_listener(view, target_node(view, spec), "udp", spec.port, v6) as lis:
+    with temporary_listener(view, target_node(view, spec), "udp", spec.port) as lis:
         reply, how, seen = udp_exchange(view.ns[spec.src], dst, spec.port, nonce, spec.timeout, lis.sock,
                                         view.name_of)
     if reply is None:
         return Outcome.blocked(how)
     served = "temporary listener" if seen else "service"
     good = reply == nonce
-    return Outcome(True, good, f"{dst}:{spec.port} answered ({served})" +
+    return Outcome(True, good, f"{responder.host_port(dst, spec.port)} answered ({served})" +
                    ("" if good else f", but not with our datagram: {reply[:40]!r}"))
 
 
@@ -195,7 +184,7 @@ def seen_from(spec: CheckSpec, view: LabView, dst: str) -> tuple[str | None, str
             if reply is None:
                 return None, f"blocked: {how}"
             if peer:
-                return peer[0], "temporary listener"
+                return peer, "temporary listener"
             return responder.parse_seen(reply) or "", "service"
         sock, how = tcp_connect(ns, dst, spec.port, spec.timeout, view)
         if sock is None:
@@ -204,7 +193,7 @@ def seen_from(spec: CheckSpec, view: LabView, dst: str) -> tuple[str | None, str
             accepted = accept_from(lis.sock, 0.05) if lis.sock is not None else None
             if accepted is not None:
                 accepted[0].close()
-                return accepted[1][0], "temporary listener"
+                return responder.peer_host(accepted[1]), "temporary listener"
             sock.setblocking(True)
             sock.settimeout(spec.timeout)
             try:

@@ -1,6 +1,7 @@
 """L7 probes and the NAT probe: DNS (dnspython messages over a UDP socket made in the
 source node), HTTP (a plain HTTP/1.0 request on a TCP socket made there), and `seen_as`
-(the source address the far end saw)."""
+(the source address the far end saw). HTTP and NAT go over IPv6 like the other checks
+(`ip: 6`, an IPv6 literal, an IPv6-only node; for NAT also an IPv6 `seen_as`)."""
 from __future__ import annotations
 
 import errno
@@ -16,7 +17,7 @@ import dns.rdatatype
 from .. import responder
 from . import netio
 from .l4 import accept_from, seen_from, target_node, tcp_connect, temporary_listener
-from .labinfo import LabView
+from .labinfo import LabView, is_ip6
 from .result import Outcome
 from .spec import CheckSpec
 
@@ -32,7 +33,9 @@ def qualified(name: str, domain: str) -> str:
 
 
 def dns_check(spec: CheckSpec, view: LabView) -> Outcome:
-    server = view.address(spec.src, spec.opts["server"]) if spec.opts.get("server") else view.dns_server(spec.src)
+    ip = spec.opts.get("ip")
+    server = (view.target(spec.src, spec.opts["server"], ip)[0] if spec.opts.get("server")
+              else view.dns_server(spec.src, ip))
     if not server:
         return Outcome.cannot("the lab has no DNS server (deploy one, or give server:)")
     name = qualified(spec.opts["name"], view.domain)
@@ -158,7 +161,7 @@ def _serve(listener: socket.socket, stop: threading.Event, timeout: float) -> No
 
 
 def http(spec: CheckSpec, view: LabView) -> Outcome:
-    dst = view.address(spec.src, spec.dst)
+    dst, _ = view.target(spec.src, spec.dst, spec.opts.get("ip"))
     with temporary_listener(view, target_node(view, spec), "tcp", spec.port) as lis:
         stop = threading.Event()
         server = None
@@ -192,9 +195,8 @@ def _get(ns: str, dst: str, spec: CheckSpec, view: LabView) -> tuple[int | None,
     with sock:
         sock.setblocking(True)
         sock.settimeout(spec.timeout)
-        host = spec.opts["host"]
-        request = (f"GET {spec.opts['path']} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: netlab-check\r\n"
-                   f"Connection: close\r\n\r\n").encode()
+        request = (f"GET {spec.opts['path']} HTTP/1.0\r\nHost: {host_header(spec.opts['host'], spec.port)}\r\n"
+                   f"User-Agent: netlab-check\r\nConnection: close\r\n\r\n").encode()
         data = b""
         try:
             sock.sendall(request)
@@ -213,19 +215,28 @@ def _get(ns: str, dst: str, spec: CheckSpec, view: LabView) -> tuple[int | None,
     return int(parts[1]), body.decode(errors="replace"), "answered"
 
 
+def host_header(host: str, port: int) -> str:
+    """The Host header for a URL's host: brackets around an IPv6 literal, and the port
+    unless it is 80."""
+    if port != 80:
+        return responder.host_port(host, port)
+    return f"[{host}]" if ":" in host else host
+
+
 def nat(spec: CheckSpec, view: LabView) -> Outcome:
-    dst = view.address(spec.src, spec.dst)
-    want = view.address(spec.src, spec.opts["seen_as"])
-    if spec.opts["seen_as"] in view.ns:
-        want_set = set(view.addresses(spec.opts["seen_as"]))
+    seen_as = spec.opts["seen_as"]
+    ip = spec.opts.get("ip") or (6 if is_ip6(seen_as) else None)   # seen with an IPv6 source: over IPv6
+    dst, _ = view.target(spec.src, spec.dst, ip)
+    if seen_as in view.ns:           # any of the node's addresses, IPv4 or IPv6
+        want_set = {a for i in view.ifaces.get(seen_as, []) for a in (i.address, i.address6) if a}
     else:
-        want_set = {want}
+        want_set = {seen_as}
     seen, how = seen_from(spec, view, dst)
     if seen is None:
         return Outcome.blocked(how.removeprefix("blocked: "))
     if not seen:
-        return Outcome.cannot(f"{dst}:{spec.port}/{spec.proto} answered, but cannot tell the peer "
-                       f"address it saw ({how}; declare the port in services:)")
+        return Outcome.cannot(f"{responder.host_port(dst, spec.port)}/{spec.proto} answered, but cannot tell "
+                              f"the peer address it saw ({how}; declare the port in services:)")
     good = seen in want_set
-    return Outcome(True, good, f"{spec.dst}:{spec.port}/{spec.proto} saw {seen} ({how})" +
+    return Outcome(True, good, f"{responder.host_port(spec.dst, spec.port)}/{spec.proto} saw {seen} ({how})" +
                    ("" if good else f"; expected {spec.opts['seen_as']}"))

@@ -101,36 +101,33 @@ class LabView:
                         return gw, g.address
         return None
 
-    def dns_server(self, node: str) -> str | None:
+    def dns_server(self, node: str, ip: int | None = None) -> str | None:
         """The lab DNS server a node should ask, from the DNS feature's meta (`clients`:
-        node -> its resolvers; `servers`: network -> address), if the lab has DNS."""
+        node -> its resolvers, IPv4 first; `servers` and `servers6`: network -> address),
+        if the lab has DNS; with ip=4 or ip=6 one of that family (None if it has none)."""
         if not isinstance(self.dns, dict) or self.dns.get("enabled") is False:
             return None
         clients = self.dns.get("clients")
-        if isinstance(clients, dict) and clients.get(node):
-            return _first(clients[node])
-        servers = self.dns.get("servers")
-        if isinstance(servers, dict):
-            for i in self.ifaces.get(node, []):
-                found = servers.get(i.segment)
-                if found:
-                    return _first(found)
-            for value in servers.values():
-                if value:
-                    return _first(value)
-        if isinstance(servers, list) and servers:
-            return _first(servers)
-        if isinstance(servers, str):
-            return servers
-        return None
+        tables = [self.dns.get("servers"), self.dns.get("servers6")]
+        found = _addresses(clients.get(node) if isinstance(clients, dict) else None)
+        for table in tables:            # the servers on the node's networks, then any
+            if isinstance(table, dict):
+                found += [a for i in self.ifaces.get(node, []) for a in _addresses(table.get(i.segment))]
+        for table in tables:
+            found += _addresses(list(table.values()) if isinstance(table, dict) else table)
+        return next((a for a in found if ip is None or (":" in a) == (ip == 6)), None)
 
 
-def _first(value: Any) -> str:
+def _addresses(value: Any) -> list[str]:
+    """Plain addresses from a meta value: an address (a CIDR too), a list of them, or
+    a mapping with an `address` (else its values)."""
+    if not value:
+        return []
     if isinstance(value, list):
-        value = value[0]
+        return [a for item in value for a in _addresses(item)]
     if isinstance(value, dict):
-        value = value.get("address") or next(iter(value.values()))
-    return str(value).split("/")[0]
+        return _addresses(value.get("address") or list(value.values()))
+    return [str(value).split("/")[0]]
 
 
 def is_ip6(text: str) -> bool:

@@ -17,13 +17,17 @@ from typing import Iterable
 from .. import kernel
 
 ICMP_ECHO_REPLY, ICMP_UNREACH, ICMP_ECHO, ICMP_TIME_EXCEEDED = 0, 3, 8, 11
+ICMP6_UNREACH, ICMP6_TOO_BIG, ICMP6_TIME_EXCEEDED, ICMP6_ECHO, ICMP6_ECHO_REPLY = 1, 2, 3, 128, 129
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_PROBE = 10, 0, 3
+IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE, IPV6_DONTFRAG = 23, 3, 62
+ECHO_HEADERS = {False: 20 + 8, True: 40 + 8}      # IP + ICMP echo header bytes, by "is IPv6"
 SIOCGIFHWADDR = 0x8927
 
 UNREACH_CODES = {0: "network unreachable", 1: "host unreachable", 2: "protocol unreachable",
                  3: "port unreachable", 4: "fragmentation needed", 9: "network prohibited",
                  10: "host prohibited", 13: "administratively prohibited",
                  100: "no route (v6)", 101: "administratively prohibited (v6)",
+                 102: "beyond scope of source address (v6)",
                  103: "address unreachable (v6)", 104: "port unreachable (v6)",
                  105: "source address failed policy (v6)", 106: "reject route (v6)"}
 
@@ -90,14 +94,41 @@ def echo_request(ident: int, seq: int, payload: bytes = b"netlab") -> bytes:
     return struct.pack("!BBHHH", ICMP_ECHO, 0, checksum(header + payload), ident, seq) + payload
 
 
-def padded(size: int, stamp: bytes = b"netlab") -> bytes:
-    """An ICMP payload such that the IP packet is `size` bytes (20 IP + 8 ICMP headers)."""
-    n = max(0, size - 28)
+def padded(size: int, stamp: bytes = b"netlab", v6: bool = False) -> bytes:
+    """An echo payload such that the IP packet is `size` bytes: 20 IPv4 (40 IPv6) and 8
+    ICMP header bytes, then this payload."""
+    n = max(0, size - ECHO_HEADERS[v6])
     return (stamp * (n // len(stamp) + 1))[:n]
 
 
 def echo_request6(ident: int, seq: int, payload: bytes = b"netlab") -> bytes:
-    return struct.pack("!BBHHH", 128, 0, 0, ident, seq) + payload
+    """An ICMPv6 echo request; the kernel fills in the checksum."""
+    return struct.pack("!BBHHH", ICMP6_ECHO, 0, 0, ident, seq) + payload
+
+
+def echo_of_size(v6: bool, ident: int, seq: int, size: int) -> bytes:
+    """An echo request (ICMP or ICMPv6) whose IP packet is `size` bytes on the wire."""
+    payload = padded(size, v6=v6)
+    return echo_request6(ident, seq, payload) if v6 else echo_request(ident, seq, payload)
+
+
+def set_hop_limit(sock: socket.socket, hops: int) -> None:
+    """The TTL (IPv4) or unicast hop limit (IPv6) of what `sock` sends."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, hops)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, hops)
+
+
+def never_fragment(sock: socket.socket) -> None:
+    """Send packets whole up to the interface MTU, ignoring any learned path MTU, and
+    fail with EMSGSIZE above it: DF set (IPv4); no local fragmentation (IPv6, where
+    routers never fragment and answer Packet Too Big)."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_DONTFRAG, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
 
 
 UNREACH6_CODES = {0: "no route", 1: "administratively prohibited", 3: "address unreachable",
@@ -106,19 +137,22 @@ UNREACH6_CODES = {0: "no route", 1: "administratively prohibited", 3: "address u
 
 def parse6(data: bytes, src: str):
     """Like parse() for an ICMPv6 message (no IP header): echo replies, and errors
-    quoting one of our echoes (mapped onto the IPv4 types and codes for describing)."""
+    quoting one of our echoes (40-byte IPv6 header, then the echo, after the 8-byte
+    ICMPv6 header), mapped onto the IPv4 types and codes: Packet Too Big is
+    'fragmentation needed' (code 4) with its MTU, unreachable codes are 100 + code."""
     if len(data) < 8:
         return None
     type_, code = data[0], data[1]
-    if type_ == 129:
+    if type_ == ICMP6_ECHO_REPLY:
         ident, seq = struct.unpack_from("!HH", data, 4)
         return Icmp(src, ICMP_ECHO_REPLY, code, ident, seq, size=len(data) + 40)
-    if type_ in (1, 2, 3) and len(data) >= 8 + 40 + 8 and data[8 + 6] == 58 and data[48] == 128:
+    errors = (ICMP6_UNREACH, ICMP6_TOO_BIG, ICMP6_TIME_EXCEEDED)
+    if type_ in errors and len(data) >= 8 + 40 + 8 and data[8 + 6] == 58 and data[48] == ICMP6_ECHO:
         ident, seq = struct.unpack_from("!HH", data, 52)
         inner_dst = socket.inet_ntop(socket.AF_INET6, data[8 + 24:8 + 40])
-        if type_ == 3:
+        if type_ == ICMP6_TIME_EXCEEDED:
             return Icmp(src, ICMP_TIME_EXCEEDED, code, ident, seq, inner_dst)
-        if type_ == 2:
+        if type_ == ICMP6_TOO_BIG:
             return Icmp(src, ICMP_UNREACH, 4, ident, seq, inner_dst, struct.unpack_from("!I", data, 4)[0])
         return Icmp(src, ICMP_UNREACH, 100 + code, ident, seq, inner_dst)
     return None
@@ -131,6 +165,15 @@ class Icmp:
     def __init__(self, src, type_, code, ident, seq, inner_dst=None, mtu=0, size=0):
         self.src, self.type, self.code, self.ident, self.seq = src, type_, code, ident, seq
         self.inner_dst, self.mtu, self.size = inner_dst, mtu, size
+
+    @property
+    def v6(self) -> bool:
+        return ":" in self.src
+
+    @property
+    def too_big(self) -> bool:
+        """ICMP fragmentation needed, or ICMPv6 Packet Too Big: `mtu` says the limit."""
+        return self.type == ICMP_UNREACH and self.code == 4
 
 
 def parse(packet: bytes) -> Icmp | None:
@@ -182,12 +225,14 @@ def new_ident() -> int:
 
 
 class UnreachWatch:
-    """A raw ICMP socket in the source node that keeps the ICMP unreachable messages
-    quoting our TCP/UDP packets, so 'host unreachable' from the socket can be told apart
-    from 'administratively prohibited' (the kernel maps both to EHOSTUNREACH)."""
+    """A raw ICMP (ICMPv6 with v6) socket in the source node that keeps the unreachable
+    messages quoting our TCP/UDP packets, so 'host unreachable' from the socket can be told
+    apart from 'administratively prohibited' (the kernel maps both to EHOSTUNREACH), and a
+    timeout from an ICMP error the kernel took as a soft one."""
 
-    def __init__(self, ns: str):
-        self.sock = icmp_socket(ns)
+    def __init__(self, ns: str, v6: bool = False):
+        self.sock = icmp6_socket(ns) if v6 else icmp_socket(ns)
+        self.quoted = _quoted6 if v6 else _quoted4
 
     def close(self) -> None:
         self.sock.close()
@@ -203,21 +248,35 @@ class UnreachWatch:
         found = None
         while True:
             try:
-                packet = self.sock.recv(65535)
+                packet, peer = self.sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 break
-            ihl = (packet[0] & 0x0F) * 4 if packet else 0
-            if len(packet) < ihl + 8 + 24 or packet[ihl] != ICMP_UNREACH:
-                continue
-            inner = ihl + 8
-            inner_ihl = (packet[inner] & 0x0F) * 4
-            if packet[inner + 9] not in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
-                continue
-            if socket.inet_ntoa(packet[inner + 16:inner + 20]) != dst:
-                continue
-            if struct.unpack_from("!H", packet, inner + inner_ihl + 2)[0] != dport:
-                continue
-            code = packet[ihl + 1]
-            found = f"ICMP {UNREACH_CODES.get(code, f'unreachable code {code}')} from " \
-                    f"{who(socket.inet_ntoa(packet[12:16]))}"
+            quoted = self.quoted(packet, peer[0].split("%")[0])
+            if quoted is not None and quoted[2:] == (dst, dport):
+                src, code = quoted[:2]
+                found = f"ICMP {UNREACH_CODES.get(code, f'unreachable code {code}')} from {who(src)}"
         return found
+
+
+L4 = (socket.IPPROTO_TCP, socket.IPPROTO_UDP)
+
+
+def _quoted4(packet: bytes, _peer: str) -> tuple[str, int, str, int] | None:
+    """(sender, code, quoted destination, quoted port) of an ICMP unreachable about TCP/UDP."""
+    ihl = (packet[0] & 0x0F) * 4 if packet else 0
+    if len(packet) < ihl + 8 + 24 or packet[ihl] != ICMP_UNREACH:
+        return None
+    inner = ihl + 8
+    inner_ihl = (packet[inner] & 0x0F) * 4
+    if packet[inner + 9] not in L4 or len(packet) < inner + inner_ihl + 4:
+        return None
+    return (socket.inet_ntoa(packet[12:16]), packet[ihl + 1], socket.inet_ntoa(packet[inner + 16:inner + 20]),
+            struct.unpack_from("!H", packet, inner + inner_ihl + 2)[0])
+
+
+def _quoted6(data: bytes, peer: str) -> tuple[str, int, str, int] | None:
+    """The same for an ICMPv6 unreachable (no IP header; codes as 100 + code)."""
+    if len(data) < 8 + 40 + 4 or data[0] != ICMP6_UNREACH or data[8 + 6] not in L4:
+        return None
+    return (peer, 100 + data[1], socket.inet_ntop(socket.AF_INET6, data[8 + 24:8 + 40]),
+            struct.unpack_from("!H", data, 8 + 40 + 2)[0])

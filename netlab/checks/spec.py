@@ -11,11 +11,17 @@
       - {dns:  {from: pc1, name: _rdzv._tcp, type: SRV, expect: "master:29500"}}
       - {http: {from: pc1, url: "http://isp/", expect: 200, body: "hello"}}
       - {nat:  {from: pc1, to: "isp:9000", seen_as: 198.51.100.2}}
-    Every type also takes `expect: blocked` and `timeout:` (seconds per attempt); ping,
-    tcp and udp take `ip: 6` (also implied by an IPv6 literal or an IPv6-only node).
+    Every type also takes `expect: blocked` and `timeout:` (seconds per attempt). arp,
+    ping, path, mtu, tcp, udp, http and nat take `ip: 6` (or `ip: 4`) to pick the family;
+    an IPv6 literal target (or seen_as), or a source or target node with only IPv6
+    addresses, implies IPv6. Over IPv6
+    `arp` is NDP (Neighbor Solicitation and Advertisement), `path` counts the hop limit and
+    `mtu` finds the largest packet that gets through unfragmented (Packet Too Big names the
+    router); `mtu` sizes are IP packet sizes, headers included, in both families.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,15 +35,15 @@ LAYERS = {"arp": "L2", "ping": "L3", "path": "L3", "mtu": "L3", "tcp": "L4", "ud
 LAYER_ORDER = ["L2", "L3", "L4", "L7", "NAT"]
 COMMON = {"from", "expect", "timeout"}
 FIELDS = {
-    "arp": {"to", "mac"},
+    "arp": {"to", "mac", "ip"},
     "ping": {"to", "count", "max_loss", "max_rtt", "ip"},
-    "path": {"to", "via"},
-    "mtu": {"to", "size"},
+    "path": {"to", "via", "ip"},
+    "mtu": {"to", "size", "ip"},
     "tcp": {"to", "ip"},
     "udp": {"to", "ip"},
     "dns": {"name", "server", "type"},
-    "http": {"url", "body"},
-    "nat": {"to", "seen_as"},
+    "http": {"url", "body", "ip"},
+    "nat": {"to", "seen_as", "ip"},
 }
 REQUIRED = {"arp": ["to"], "ping": ["to"], "path": ["to", "via"], "mtu": ["to", "size"],
             "tcp": ["to"], "udp": ["to"], "dns": ["name"], "http": ["url"],
@@ -52,7 +58,7 @@ class CheckSpec:
     kind: str
     where: str
     src: str
-    dst: str | None = None               # node name or IPv4 address
+    dst: str | None = None               # node name or IP address (IPv6 in canonical form)
     port: int | None = None
     proto: str = "tcp"
     blocked: bool = False                # expect: blocked
@@ -83,6 +89,8 @@ class CheckSpec:
             text += f" size {self.opts['size']}"
         if self.kind == "nat":
             text += f" seen as {self.opts['seen_as']}"
+        if self.opts.get("ip") and ":" not in (self.dst or ""):
+            text += f" over IPv{self.opts['ip']}"
         if self.blocked:
             text += " (blocked)"
         return text
@@ -201,10 +209,13 @@ def _parse_expect(spec: CheckSpec, expect: Any, where: str, problems: Problems) 
 
 
 def _node_or_ip(value: Any, where: str, nodes: set[str], problems: Problems) -> str | None:
+    """A node name, or an IP address in canonical form (as the kernel reports it)."""
     if value is None:
         return None
-    if isinstance(value, str) and (value in nodes or is_ip(value) or is_ip6(value)):
+    if isinstance(value, str) and value in nodes:
         return value
+    if isinstance(value, str) and (is_ip(value) or is_ip6(value)):
+        return str(ipaddress.ip_address(value))
     problems.add(where, f"unknown node {value!r}")
     return None
 
