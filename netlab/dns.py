@@ -3,15 +3,15 @@ DNS server, zone and per-node resolver settings into steps, and keeps the server
 (feature hooks validate, compile, after_up, teardown, status).
 
 Design (README "DNS and service discovery"): one dnsmasq per lab runs in the lab
-namespace `<lab>--lab`, which holds every network's bridge. It takes one address on each
-bridge, the highest host address no node uses, so every segment has its DNS server
-on-link; nodes on point-to-point links only ask one through their routers, and the lab
-namespace gets a route back to their link subnet (it never forwards: ip_forward stays 0,
-so segments stay apart). Names: `<node>.<domain>` (answered with the address on the
-asker's segment when there is one), `<node>.<network>.<domain>` per interface
-(`<node>.<ifname>.<domain>` on links), A and AAAA (dual-stack), PTR for every lab address
-(-> `<node>.<domain>`),
-plus the records of `dns:`:
+namespace `<lab>--lab`, which holds every network's bridge. It takes one address of
+each family on each bridge (IPv4, IPv6, both on a dual-stack network), the highest host
+address no node uses, so every segment has its DNS server on-link; resolv.conf lists the
+IPv4 server before the IPv6 one. Nodes on point-to-point links only ask one through their
+routers, and the lab namespace gets a route back to their link subnet (it never forwards:
+ip_forward stays 0, so segments stay apart). Names: `<node>.<domain>` (answered with the
+address on the asker's segment when it asks over IPv4), `<node>.<network>.<domain>` per
+interface (`<node>.<ifname>.<domain>` on links), A and AAAA (dual-stack), PTR for every
+lab address (-> `<node>.<domain>`), plus the records of `dns:`:
 
     dns:
       ttl: 60                                   # seconds, for every lab record
@@ -162,28 +162,21 @@ def _parse_record(where: str, item: Any, domain: str, bad) -> Record | None:
     return None if values is None else Record(where, name, kind, values)
 
 
-def _a_values(where, value, domain, bad):
+def _a_values(where, value, domain, bad, version: int = 4):
     items = value if isinstance(value, list) else [value]
+    kind = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
     out = []
     for item in items:
         try:
-            out.append(str(ipaddress.IPv4Address(str(item))))
+            out.append(str(kind(str(item))))
         except ValueError:
-            bad(where, f"{item!r} is not an IPv4 address")
+            bad(where, f"{item!r} is not an IPv{version} address")
             return None
     return tuple(out) if out else bad(where, "needs at least one address")
 
 
 def _aaaa_values(where, value, domain, bad):
-    items = value if isinstance(value, list) else [value]
-    out = []
-    for item in items:
-        try:
-            out.append(str(ipaddress.IPv6Address(str(item))))
-        except ValueError:
-            bad(where, f"{item!r} is not an IPv6 address")
-            return None
-    return tuple(out) if out else bad(where, "needs at least one address")
+    return _a_values(where, value, domain, bad, version=6)
 
 
 def _cname_values(where, value, domain, bad):
@@ -256,42 +249,60 @@ def validate(topo, problems) -> None:
     if not spec.enabled:
         return
     for net in topo.networks.values():
-        if net.subnet is None:
-            continue
-        usable = net.subnet.num_addresses - (2 if net.subnet.prefixlen < 31 else 0)
         members = sum(1 for n in topo.nodes.values() for a in n.attachments if a.network == net.name)
-        if members >= usable:
-            problems.add(f"networks.{net.name}.subnet",
-                         f"{net.subnet} is full ({members} nodes): the lab's DNS server needs one "
-                         f"free address on it; use a larger subnet, or `dns: false`")
+        for key, subnet in (("subnet", net.subnet), ("subnet6", _v6(net.subnet6))):
+            if subnet is not None and members >= _usable(subnet):
+                problems.add(f"networks.{net.name}.{key}",
+                             f"{subnet} is full ({members} nodes): the lab's DNS server needs one "
+                             f"free address on it; use a larger {key}, or `dns: false`")
+
+
+def _usable(subnet) -> int:
+    """How many addresses of a subnet a node (or the server) may take: not the IPv4
+    network and broadcast addresses, not IPv6's subnet-router anycast `::` (all of a
+    /31 or /127, RFC 3021 and 6164)."""
+    return subnet.num_addresses - len(_excluded(subnet))
+
+
+def _excluded(subnet) -> tuple[int, ...]:
+    """The addresses of a subnet no host takes, as integers."""
+    if subnet.prefixlen >= subnet.max_prefixlen - 1:
+        return ()
+    if subnet.version == 6:
+        return (int(subnet.network_address),)
+    return int(subnet.network_address), int(subnet.broadcast_address)
 
 
 # --- compile ----------------------------------------------------------------------
 
 def server_addresses(topo, compiled, version: int = 4) -> dict[str, Any]:
-    """Per network with an IPv4 subnet: the highest host address no node uses. With
-    version=6: the same in the IPv6 subnet of networks that have no IPv4 subnet."""
+    """Per network with a subnet of that family (IPv4, or IPv6 with version=6, dual-stack
+    networks included): the highest address of it a host may have that no node uses.
+    Nodes get theirs from the bottom first, so the two never collide."""
     used: dict[str, set] = {}
     for ifaces in compiled.ifaces.values():
         for iface in ifaces:
-            address = iface.address if version == 4 else getattr(iface, "address6", None)
+            address = iface.address if version == 4 else iface.address6
             if address is not None:
                 used.setdefault(iface.segment, set()).add(int(address))
     servers = {}
     for net in topo.networks.values():
-        subnet = net.subnet if version == 4 else (_v6(net.subnet6) if net.subnet is None else None)
-        if subnet is None:
-            continue
-        top, bottom = int(subnet.broadcast_address), int(subnet.network_address)
-        if version == 6 or subnet.prefixlen < 31:
-            top, bottom = top - (1 if version == 4 else 0), bottom + 1
-        for candidate in range(top, max(bottom, top - 65536) - 1, -1):
-            if candidate not in used.get(net.name, ()):
-                servers[net.name] = ipaddress.ip_interface(
-                    f"{ipaddress.ip_address(candidate) if version == 4 else ipaddress.IPv6Address(candidate)}"
-                    f"/{subnet.prefixlen}")
-                break
+        subnet = net.subnet if version == 4 else _v6(net.subnet6)
+        address = None if subnet is None else _highest_free(subnet, used.get(net.name, set()))
+        if address is not None:
+            servers[net.name] = ipaddress.ip_interface(f"{address}/{subnet.prefixlen}")
     return servers
+
+
+def _highest_free(subnet, used: set[int]):
+    """The highest address of a subnet a host may have and no node uses (looking at
+    the top 65536 only), or None."""
+    top, bottom = int(subnet.broadcast_address), int(subnet.network_address)
+    skip = set(_excluded(subnet)) | used
+    for candidate in range(top, max(bottom, top - 65536) - 1, -1):
+        if candidate not in skip:
+            return type(subnet.network_address)(candidate)
+    return None
 
 
 def _v6(subnet) -> ipaddress.IPv6Network | None:
@@ -304,19 +315,19 @@ def bridge_mac(lab_ns: str, network: str) -> str:
     return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
-def _reaches(compiled, node: str, address: ipaddress.IPv4Address) -> bool:
+def _reaches(compiled, node: str, address) -> bool:
+    """Whether a node has a route (of the address's family) towards an address."""
     for dst, _via, _dev in compiled.routes.get(node, []):
-        if dst == "default":
-            return True
-        net = ipaddress.ip_network(dst)
-        if net.version == 4 and address in net:
+        net = ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst)
+        if net.version == address.version and address in net:
             return True
     return False
 
 
 def _via_link(topo, compiled, servers, link_seg, subnet):
     """(network, router address on it) through which the lab namespace best reaches a
-    link subnet: a router on the link first, then one with a route to it; by name."""
+    link subnet (of either family): a router on the link first, then one with a route
+    to it; by name."""
     best = None
     for name, node in topo.nodes.items():
         if not node.is_router:
@@ -326,37 +337,61 @@ def _via_link(topo, compiled, servers, link_seg, subnet):
         if not direct and not any(dst == str(subnet) for dst, _, _ in compiled.routes.get(name, [])):
             continue
         for i in ifaces:
-            if i.segment in servers and i.address is not None:
-                cand = (0 if direct else 1, i.segment, name, str(i.address))
+            address = i.address if subnet.version == 4 else i.address6
+            if i.segment in servers and address is not None:
+                cand = (0 if direct else 1, i.segment, name, str(address))
                 best = cand if best is None or cand < best else best
     return (best[1], best[3]) if best else None
 
 
 def resolvers(topo, compiled, servers, servers6=None) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(nameservers per node, lab-namespace routes per network as 'dst via')."""
+    """(nameservers per node, lab-namespace routes per network as 'dst via').
+
+    A node asks the servers on its own networks: one per network first (the IPv4 one,
+    the IPv6 one on an IPv6-only network), then the IPv6 ones of its dual-stack networks,
+    at most three (all the C library reads). A node on links only asks through its
+    routers, IPv4 first, and the lab namespace gets a route back to its link subnet."""
+    tables = {4: servers, 6: servers6 or {}}
     clients: dict[str, list[str]] = {}
     routes: dict[str, list[str]] = {}
     for name in topo.nodes:
-        found = []
-        for table in (servers, servers6 or {}):
-            for iface in compiled.ifaces[name]:
-                server = table.get(iface.segment)
-                if server is not None and str(server.ip) not in found:
-                    found.append(str(server.ip))
+        found = _on_link(compiled.ifaces[name], tables)
         if not found:
-            for iface in compiled.ifaces[name]:
-                if not iface.segment.startswith("link:") or iface.subnet is None or iface.address is None:
+            for version in (4, 6):
+                hit = _through_routers(topo, compiled, name, tables[version], version)
+                if hit is None:
                     continue
-                via = _via_link(topo, compiled, servers, iface.segment, iface.subnet)
-                if via is None or not _reaches(compiled, name, servers[via[0]].ip):
-                    continue
-                route = f"{iface.subnet} {via[1]}"
-                if route not in routes.setdefault(via[0], []):
-                    routes[via[0]].append(route)
-                found.append(str(servers[via[0]].ip))
-                break
+                network, route, server = hit
+                if route not in routes.setdefault(network, []):
+                    routes[network].append(route)
+                found.append(server)
         clients[name] = found[:MAX_NAMESERVERS]
     return clients, routes
+
+
+def _on_link(ifaces, tables) -> list[str]:
+    """The server addresses on a node's own networks, in the order resolvers() gives."""
+    segments = [i.segment for i in ifaces]
+    first = [tables[4].get(s) or tables[6].get(s) for s in segments]
+    then = [tables[6].get(s) for s in segments if s in tables[4]]
+    found: list[str] = []
+    for server in first + then:
+        if server is not None and str(server.ip) not in found:
+            found.append(str(server.ip))
+    return found
+
+
+def _through_routers(topo, compiled, node: str, servers, version: int) -> tuple[str, str, str] | None:
+    """(network, lab-namespace route 'dst via', server address) by which a node on
+    links only reaches a server of `servers` over IPv4 (or IPv6 with version=6), or None."""
+    for iface in compiled.ifaces[node]:
+        subnet, address = (iface.subnet, iface.address) if version == 4 else (iface.subnet6, iface.address6)
+        if not iface.segment.startswith("link:") or subnet is None or address is None:
+            continue
+        via = _via_link(topo, compiled, servers, iface.segment, subnet)
+        if via is not None and _reaches(compiled, node, servers[via[0]].ip):
+            return via[0], f"{subnet} {via[1]}", str(servers[via[0]].ip)
+    return None
 
 
 def zone_lines(topo, compiled, spec: DnsSpec) -> list[str]:
@@ -404,17 +439,36 @@ def compile(topo, compiled, plan) -> None:
         meta["enabled"] = False
         return
     clients, routes = resolvers(topo, compiled, servers, servers6)
+    _add_server_steps(topo, compiled, plan, spec, listen_addresses(servers, servers6), routes)
+    _add_client_steps(topo, compiled, plan, clients)
+    meta["servers"] = {net: str(a.ip) for net, a in servers.items()}        # IPv4 (nft reads it)
+    meta["servers6"] = {net: str(a.ip) for net, a in servers6.items()}      # IPv6, dual-stack too
+    meta["clients"] = clients                                               # IPv4 first
+
+
+def listen_addresses(servers, servers6) -> dict[str, tuple]:
+    """network -> the server's addresses on it (IPv4 first), networks with an IPv4
+    subnet first: the order of the listen steps and of the server's addresses."""
+    return {net: tuple(a for a in (servers.get(net), servers6.get(net)) if a is not None)
+            for net in {**servers, **servers6}}
+
+
+def _add_server_steps(topo, compiled, plan, spec: DnsSpec, listen: dict[str, tuple], routes) -> None:
     lab_ns = topo.switch_netns
-    for net, address in {**servers, **servers6}.items():
-        plan.add(DnsListen(lab_ns=lab_ns, network=net, cidr=str(address),
+    for net, addresses in listen.items():
+        plan.add(DnsListen(lab_ns=lab_ns, network=net, cidr=str(addresses[0]),
+                           cidr6=str(addresses[1]) if len(addresses) > 1 else None,
                            routes=tuple(routes.get(net, [])), mac=bridge_mac(lab_ns, net)))
     plan.add(DnsZone(lab=topo.name, domain=topo.domain, lines=tuple(zone_lines(topo, compiled, spec))))
     plan.add(DnsServer(lab=topo.name, lab_ns=lab_ns, domain=topo.domain,
-                       listen=tuple(f"{net}={a.ip}" for net, a in {**servers, **servers6}.items()),
+                       listen=tuple(f"{net}={a.ip}" for net, addresses in listen.items() for a in addresses),
                        options=tuple(server_options(topo, spec))))
+
+
+def _add_client_steps(topo, compiled, plan, clients: dict[str, list[str]]) -> None:
     for name, node in topo.nodes.items():
-        own = [f"{i.address} {name}.{topo.domain} {name}" for i in compiled.ifaces[name]
-               if i.address and node.is_container]
+        own = [f"{a} {name}.{topo.domain} {name}" for i in compiled.ifaces[name]
+               for a in (i.address, i.address6) if a and node.is_container]
         plan.add(DnsClient(netns=topo.netns(name), lab=topo.name, node=name, domain=topo.domain,
                            nameservers=tuple(clients[name]), hosts=tuple(own),
                            container=node.is_container))
@@ -423,9 +477,6 @@ def compile(topo, compiled, plan) -> None:
         plan.warnings.append(f"dns: {'node' if len(lost) == 1 else 'nodes'} {', '.join(lost)} "
                              f"{'reaches' if len(lost) == 1 else 'reach'} no DNS server "
                              f"(no network with a subnet, and no route to one)")
-    meta["servers"] = {net: str(a.ip) for net, a in servers.items()}        # IPv4 (nft reads it)
-    meta["servers6"] = {net: str(a.ip) for net, a in servers6.items()}      # IPv6-only networks
-    meta["clients"] = clients
 
 
 # --- lifecycle hooks ----------------------------------------------------------------
@@ -469,7 +520,8 @@ def status(entry, st) -> None:
         return
     record = st.extras.get("dns") or {}
     running = alive(record)
-    entry["dns"] = {"domain": server.domain, "servers": st.plan.meta.get("dns", {}).get("servers", {}),
-                    "pid": record.get("pid"), "running": running}
+    meta = st.plan.meta.get("dns", {})
+    entry["dns"] = {"domain": server.domain, "servers": meta.get("servers", {}),
+                    "servers6": meta.get("servers6", {}), "pid": record.get("pid"), "running": running}
     if not running:
         entry["healthy"] = False

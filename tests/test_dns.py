@@ -352,7 +352,7 @@ dns: {records: [{name: v6svc, aaaa: "2001:db8:184::99"}]}
 """.replace("nodes:", "  v6only: {subnet6: \"2001:db8:185::/64\"}\nnodes:"))
     assert values(ask("dn-k10-a", "b.dn-k10.lab", "AAAA"), "AAAA") == ["2001:db8:184::9"]
     assert values(ask("dn-k10-a", "b.dn-k10.lab"), "A") == ["10.184.0.9"]
-    # the server listens on IPv4 only, so AAAA answers are not narrowed to the asker's segment
+    # dnsmasq narrows only A answers to the asker's segment (localise-queries), not AAAA ones
     assert values(ask("dn-k10-a", "r.dn-k10.lab", "AAAA"), "AAAA") == ["2001:db8:183::1", "2001:db8:184::1"]
     assert values(ask("dn-k10-a", "r.dn-k10.lab"), "A") == ["10.183.0.1"]
     assert values(ask("dn-k10-a", "v6svc.dn-k10.lab", "AAAA"), "AAAA") == ["2001:db8:184::99"]

@@ -163,3 +163,100 @@ def test_steps_survive_the_state_file_unchanged():
     mine = (DnsListen, DnsZone, DnsServer, DnsClient)
     assert [s.to_dict() for s in again.steps if isinstance(s, mine)] == \
         [s.to_dict() for s in plan.steps if isinstance(s, mine)]
+
+
+# --- IPv6: dual-stack and IPv6-only networks --------------------------------------------
+
+DUAL = """
+name: dn-p6
+networks:
+  lan: {subnet: 10.0.0.0/24, subnet6: "2001:db8:1::/64"}
+  dmz: {subnet: 10.0.1.0/24, subnet6: "2001:db8:2::/64"}
+  v6: {subnet6: "2001:db8:3::/64"}
+nodes:
+  a: {networks: [lan]}
+  b: {networks: {lan: [10.0.0.254, "2001:db8:1::ffff:ffff:ffff:ffff"]}}
+  s: {networks: [v6]}
+  r: {kind: router, networks: [lan, dmz, v6]}
+  leaf: {}
+links:
+  - {endpoints: [r:eth9, leaf:eth0], subnet: 10.0.9.0/30, subnet6: "2001:db8:9::/127"}
+"""
+
+
+def test_a_dual_stack_network_gets_the_highest_free_address_of_each_family():
+    plan, steps = compiled(DUAL)
+    listen = {s.network: (s.cidr, s.cidr6) for s in steps["DnsListen"]}
+    assert listen == {"lan": ("10.0.0.253/24", "2001:db8:1:0:ffff:ffff:ffff:fffe/64"),   # b has the tops
+                      "dmz": ("10.0.1.254/24", "2001:db8:2:0:ffff:ffff:ffff:ffff/64"),
+                      "v6": ("2001:db8:3:0:ffff:ffff:ffff:ffff/64", None)}
+    assert plan.meta["dns"]["servers"] == {"lan": "10.0.0.253", "dmz": "10.0.1.254"}
+    assert plan.meta["dns"]["servers6"] == {"lan": "2001:db8:1:0:ffff:ffff:ffff:fffe",
+                                            "dmz": "2001:db8:2:0:ffff:ffff:ffff:ffff",
+                                            "v6": "2001:db8:3:0:ffff:ffff:ffff:ffff"}
+    lines = server_conf(steps["DnsServer"][0]).splitlines()
+    assert "listen-address=2001:db8:1:0:ffff:ffff:ffff:fffe" in lines and "listen-address=10.0.0.253" in lines
+
+
+def test_resolvers_one_per_network_first_ipv4_before_ipv6_at_most_three():
+    plan, _ = compiled(DUAL)
+    clients = plan.meta["dns"]["clients"]
+    assert clients["a"] == ["10.0.0.253", "2001:db8:1:0:ffff:ffff:ffff:fffe"]
+    assert clients["s"] == ["2001:db8:3:0:ffff:ffff:ffff:ffff"]
+    assert clients["r"] == ["10.0.0.253", "10.0.1.254", "2001:db8:3:0:ffff:ffff:ffff:ffff"]
+
+
+def test_a_node_on_links_only_asks_through_a_router_in_both_families():
+    plan, steps = compiled(DUAL)
+    assert plan.meta["dns"]["clients"]["leaf"] == ["10.0.1.254", "2001:db8:2:0:ffff:ffff:ffff:ffff"]
+    dmz = next(s for s in steps["DnsListen"] if s.network == "dmz")
+    assert dmz.routes == ("10.0.9.0/30 10.0.1.1", "2001:db8:9::/127 2001:db8:2::1")
+    v6_only_link = DUAL.replace("subnet: 10.0.9.0/30, ", "")
+    plan, _ = compiled(v6_only_link)
+    assert plan.meta["dns"]["clients"]["leaf"] == ["2001:db8:2:0:ffff:ffff:ffff:ffff"]
+
+
+def test_a_full_subnet6_is_a_located_error():
+    text = """
+name: dn-p7
+networks:
+  lan: {subnet: 10.0.0.0/24, subnet6: "2001:db8::/126"}
+nodes:
+  a: {networks: [lan]}
+  b: {networks: [lan]}
+  c: {networks: [lan]}
+"""
+    with pytest.raises(TopologyError) as err:
+        load_text(text)
+    assert err.value.problems == ["networks.lan.subnet6: 2001:db8::/126 is full (3 nodes): the lab's DNS "
+                                  "server needs one free address on it; use a larger subnet6, or `dns: false`"]
+
+
+def test_a_dual_stack_container_names_itself_in_both_families():
+    plan, steps = compiled(DUAL.replace("a: {networks: [lan]}", "a: {image: img, networks: [lan]}"))
+    a = next(s for s in steps["DnsClient"] if s.node == "a")
+    hosts = client_files(a)["hosts"].splitlines()
+    assert "10.0.0.1\ta.dn-p6.lab a" in hosts and "2001:db8:1::1\ta.dn-p6.lab a" in hosts
+    assert client_files(a)["resolv.conf"].splitlines()[1:3] == [
+        "nameserver 10.0.0.253", "nameserver 2001:db8:1:0:ffff:ffff:ffff:fffe"]
+
+
+def test_dual_stack_listen_steps_survive_the_state_file_unchanged():
+    from netlab.plan import Plan
+    plan, _ = compiled(DUAL)
+    again = Plan.from_dict(json.loads(plan.to_json()))
+    assert [s.to_dict() for s in again.steps if isinstance(s, DnsListen)] == \
+        [s.to_dict() for s in plan.steps if isinstance(s, DnsListen)]
+
+
+def test_checks_pick_the_server_of_the_family_asked_for():
+    from netlab.checks.labinfo import LabView
+    plan, _ = compiled(DUAL)
+    view = LabView.from_meta("dn-p6", plan.meta)
+    assert view.dns_server("a") == "10.0.0.253"
+    assert view.dns_server("a", 6) == "2001:db8:1:0:ffff:ffff:ffff:fffe"
+    assert view.dns_server("a", 4) == "10.0.0.253"
+    assert view.dns_server("s") == view.dns_server("s", 6) == "2001:db8:3:0:ffff:ffff:ffff:ffff"
+    assert view.dns_server("r", 6) == "2001:db8:3:0:ffff:ffff:ffff:ffff"      # r's own resolvers
+    plan, _ = compiled(DUAL + "dns: false\n")
+    assert LabView.from_meta("dn-p6", plan.meta).dns_server("a", 6) is None

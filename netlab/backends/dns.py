@@ -31,13 +31,14 @@ IFA_F_NODAD = 0x02
 
 @step
 class DnsListen(Step):
-    """The DNS server's address on one bridge, plus the routes it needs to answer nodes
-    that reach it only through routers (from point-to-point links)."""
+    """The DNS server's address(es) on one bridge, plus the routes it needs to answer
+    nodes that reach it only through routers (from point-to-point links)."""
     type: ClassVar[str] = "dns-listen"
     lab_ns: str
     network: str
-    cidr: str
-    routes: tuple = ()                  # "dst via" strings, out of this bridge
+    cidr: str                           # IPv4, or IPv6 on an IPv6-only network
+    cidr6: str | None = None            # IPv6 beside the IPv4 one, on a dual-stack network
+    routes: tuple = ()                  # "dst via" strings (either family), out of this bridge
     mac: str | None = None              # fixed on the bridge: else it follows its lowest
                                         # port's MAC and changes when nodes come and go,
                                         # leaving the server's old MAC in nodes' ARP caches
@@ -45,8 +46,12 @@ class DnsListen(Step):
     key = property(lambda s: ("dns-listen", s.lab_ns, s.network))
     parents = property(lambda s: (("iface", s.lab_ns, s.network),))
 
+    @property
+    def cidrs(self) -> tuple[str, ...]:
+        return (self.cidr, self.cidr6) if self.cidr6 else (self.cidr,)
+
     def describe(self) -> str:
-        text = f"dns     {self.lab_ns}:{self.network} server address {self.cidr}"
+        text = f"dns     {self.lab_ns}:{self.network} server address {' '.join(self.cidrs)}"
         return text + "".join(f", route {r.replace(' ', ' via ')}" for r in self.routes)
 
 
@@ -78,8 +83,8 @@ class DnsServer(Step):
 
     @property
     def parents(self):
-        return (("netns", self.lab_ns),) + tuple(
-            ("dns-listen", self.lab_ns, item.split("=", 1)[0]) for item in self.listen)
+        networks = dict.fromkeys(item.split("=", 1)[0] for item in self.listen)
+        return (("netns", self.lab_ns),) + tuple(("dns-listen", self.lab_ns, net) for net in networks)
 
     def describe(self) -> str:
         addresses = " ".join(item.split("=", 1)[1] for item in self.listen)
@@ -207,17 +212,19 @@ def reload(record: dict | None) -> None:
 @executor("dns-listen")
 class DnsListenExecutor(Executor):
     def create(self, ctx: Context, s: DnsListen) -> None:
-        address, prefix = s.cidr.split("/")
         ipr = ctx.ipr(s.lab_ns)
         index = ctx.index(s.lab_ns, s.network)
         if s.mac:
             ipr.link("set", index=index, address=s.mac)
-        extra = {}
-        if ":" in address:              # the lab namespace has IPv6 off: on for this bridge only
-            with kernel.entered(s.lab_ns):
-                kernel.write_sysctl(f"net.ipv6.conf.{s.network}.disable_ipv6", "0")
-            extra["flags"] = IFA_F_NODAD     # usable at once, for dnsmasq to bind
-        ipr.addr("add", index=index, address=address, prefixlen=int(prefix), **extra)
+        for cidr in s.cidrs:
+            address, prefix = cidr.split("/")
+            extra = {}
+            if ":" in address:          # the lab namespace has IPv6 off: on for this bridge only
+                with kernel.entered(s.lab_ns):
+                    kernel.write_sysctl(f"net.ipv6.conf.{s.network}.accept_dad", "0")   # link-local too
+                    kernel.write_sysctl(f"net.ipv6.conf.{s.network}.disable_ipv6", "0")
+                extra["flags"] = IFA_F_NODAD     # usable at once, for dnsmasq to bind
+            ipr.addr("add", index=index, address=address, prefixlen=int(prefix), **extra)
         for route in s.routes:
             dst, via = route.split()
             ipr.route("add", dst=dst, gateway=via, oif=index)
@@ -225,7 +232,6 @@ class DnsListenExecutor(Executor):
     def delete(self, ctx: Context, s: DnsListen) -> None:
         if not kernel.netns_exists(s.lab_ns):
             return
-        address, prefix = s.cidr.split("/")
         ipr = ctx.ipr(s.lab_ns)
         index = ctx.index(s.lab_ns, s.network)
         for route in s.routes:
@@ -235,7 +241,9 @@ class DnsListenExecutor(Executor):
             except OSError as err:
                 if getattr(err, "code", None) not in (errno.ESRCH, errno.ENOENT):
                     raise
-        ipr.addr("del", index=index, address=address, prefixlen=int(prefix))
+        for cidr in s.cidrs:
+            address, prefix = cidr.split("/")
+            ipr.addr("del", index=index, address=address, prefixlen=int(prefix))
 
 
 @executor("dns-zone")

@@ -22,6 +22,7 @@ from .. import kernel, state
 from ..apply import Context, Executor, executor
 from ..errors import ApplyError
 from ..plan import Step, step
+from .dns import _write
 
 NETNS_ETC = "/etc/netns"
 
@@ -93,13 +94,6 @@ def ensure_group(s: DnsClient) -> str:
         _write(os.path.join(directory, "hosts"), hosts_file(s.lab, None))
         _write(os.path.join(directory, "resolv.conf"), resolv_conf(s.lab, None, s.nameservers, s.domain))
     return directory
-
-
-def _write(path: str, text: str) -> None:
-    tmp = path + ".netlab-tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def is_our_link(path: str, lab: str) -> bool:

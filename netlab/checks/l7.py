@@ -13,20 +13,24 @@ import time
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import dns.reversename
 
 from .. import responder
 from . import netio
 from .l4 import accept_from, seen_from, target_node, tcp_connect, temporary_listener
-from .labinfo import LabView, is_ip6
+from .labinfo import LabView, is_ip, is_ip6
 from .result import Outcome
 from .spec import CheckSpec
 
 
 def qualified(name: str, domain: str) -> str:
     """Names are relative to the lab's domain ('web', 'pc1.lan', '_rdzv._tcp', '@' for the
-    domain itself) unless they end with a dot or with the domain."""
+    domain itself) unless they end with a dot or with the domain; an IPv4 or IPv6 address
+    becomes its in-addr.arpa or ip6.arpa name."""
     if name.endswith("."):
         return name
+    if is_ip(name) or is_ip6(name):      # a PTR question asked by address
+        return dns.reversename.from_address(name).to_text()
     if name == "@":
         return f"{domain}."
     return f"{name}." if name == domain or name.endswith("." + domain) else f"{name}.{domain}."

@@ -11,8 +11,8 @@
       - {dns:  {from: pc1, name: _rdzv._tcp, type: SRV, expect: "master:29500"}}
       - {http: {from: pc1, url: "http://isp/", expect: 200, body: "hello"}}
       - {nat:  {from: pc1, to: "isp:9000", seen_as: 198.51.100.2}}
-    Every type also takes `expect: blocked` and `timeout:` (seconds per attempt). arp,
-    ping, path, mtu, tcp, udp, http and nat take `ip: 6` (or `ip: 4`) to pick the family;
+    Every type also takes `expect: blocked` and `timeout:` (seconds per attempt), and
+    `ip: 6` (or `ip: 4`) to pick the family (for dns: of the server it asks);
     an IPv6 literal target (or seen_as), or a source or target node with only IPv6
     addresses, implies IPv6. Over IPv6
     `arp` is NDP (Neighbor Solicitation and Advertisement), `path` counts the hop limit and
@@ -41,7 +41,7 @@ FIELDS = {
     "mtu": {"to", "size", "ip"},
     "tcp": {"to", "ip"},
     "udp": {"to", "ip"},
-    "dns": {"name", "server", "type"},
+    "dns": {"name", "server", "type", "ip"},
     "http": {"url", "body", "ip"},
     "nat": {"to", "seen_as", "ip"},
 }
@@ -299,10 +299,18 @@ def _parse_nat(spec, body, where, nodes, problems):
         spec.opts["seen_as"] = _node_or_ip(str(seen), f"{where}.seen_as", nodes, problems)
 
 
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _parse_dns(spec, body, where, nodes, problems):
     name = body.get("name")
-    if name is not None and not (isinstance(name, str) and NAME.match(name)):
-        problems.add(f"{where}.name", f"{name!r} is not a DNS name")
+    if name is not None and not (isinstance(name, str) and (NAME.match(name) or _is_address(name))):
+        problems.add(f"{where}.name", f"{name!r} is not a DNS name (or an address, for PTR)")
     spec.opts["name"] = name
     spec.opts["server"] = _node_or_ip(body.get("server"), f"{where}.server", nodes, problems)
     rdtype = str(body.get("type", "A")).upper()

@@ -101,7 +101,7 @@ def test_the_example_passes_every_check_in_both_families(dual):
     checks = yaml.safe_load(EXAMPLE.read_text())["checks"]
     results = run(NAME, checks, wait=3.0, timeout=1.0)
     assert [(r.spec.label, r.detail) for r in results if not r.ok] == []
-    every = {"arp", "ping", "path", "mtu", "tcp", "udp", "http", "nat"}
+    every = {"arp", "ping", "path", "mtu", "tcp", "udp", "http", "nat", "dns"}
     assert {r.spec.kind for r in results if "2001:" in r.detail} == every          # over IPv6
     assert {r.spec.kind for r in results if "2001:" not in r.detail} == every      # over IPv4
     details = {r.spec.label: r.detail for r in results}
