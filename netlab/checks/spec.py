@@ -299,17 +299,9 @@ def _parse_nat(spec, body, where, nodes, problems):
         spec.opts["seen_as"] = _node_or_ip(str(seen), f"{where}.seen_as", nodes, problems)
 
 
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
-
-
 def _parse_dns(spec, body, where, nodes, problems):
     name = body.get("name")
-    if name is not None and not (isinstance(name, str) and (NAME.match(name) or _is_address(name))):
+    if name is not None and not (isinstance(name, str) and (NAME.match(name) or is_ip(name) or is_ip6(name))):
         problems.add(f"{where}.name", f"{name!r} is not a DNS name (or an address, for PTR)")
     spec.opts["name"] = name
     spec.opts["server"] = _node_or_ip(body.get("server"), f"{where}.server", nodes, problems)
