@@ -13,7 +13,9 @@ the typed specs and the selector/port syntax, `nft_render` writes the ruleset te
       forward:                                  # DNAT port forwards
         - {port: 8080/tcp, to: "web:80"}        # to any of the node's own addresses
         - {port: 2222/tcp, to: "bastion:22", in: wan, from: 203.0.113.0/24}
+        - {port: 8443/tcp, to: "[2001:db8::9]:443"}   # an IPv6 literal: IPv6 only (needs ipv6)
       hairpin: true                             # default: inside clients may use the outside address
+      ipv6: false                               # true: NAT66, the rules above translate IPv6 too
     firewall:
       policy: drop                              # accept (default) | drop | reject, both chains
       input: accept                             # override for traffic to the node itself
@@ -35,12 +37,12 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 from .errors import Problems
 from .model import Node, Topology
 from .nft_spec import (CHAINS, Dnat, FirewallSpec, NatSpec, Names, NodeSpec, Ref, Rule,  # noqa: F401
-                       Service, Snat, as_list, flag, type_name, unknown_keys, parse_services)
+                       Service, Snat, as_list, flag, ip_version, type_name, unknown_keys, parse_services)
 from .plan import Step, step
 
 POLICIES = ("accept", "drop", "reject")
@@ -48,7 +50,7 @@ ICMP_TYPES = ("echo-reply", "destination-unreachable", "source-quench", "redirec
               "echo-request", "router-advertisement", "router-solicitation", "time-exceeded",
               "parameter-problem", "timestamp-request", "timestamp-reply", "info-request",
               "info-reply", "address-mask-request", "address-mask-reply")
-NAT_KEYS = {"masquerade", "snat", "forward", "hairpin"}
+NAT_KEYS = {"masquerade", "snat", "forward", "hairpin", "ipv6"}
 FIREWALL_KEYS = {"policy", "input", "forward", "established", "dns", "counters", "log",
                  "allow", "deny", "reject", "raw"}
 RULE_KEYS = {"from", "to", "port", "proto", "icmp", "in", "out", "chain", "log", "counter", "dnat"}
@@ -186,75 +188,147 @@ def parse_firewall(names: Names, where: str, raw: Any, router: bool, problems: P
 
 # ---------------------------------------------------------------- nat
 
+NAT66 = "nat.ipv6 is not set (add ipv6: true to nat for NAT66)"
+
+
 def _items(value: Any) -> list:
     """A list field that may also be written as one item."""
     return [] if value is None else as_list(value)
 
 
-def parse_snat(names: Names, where: str, raw: dict, problems: Problems) -> list[Snat]:
+EXAMPLES = {"snat": "{out: wan, to: 198.51.100.9}", "forward": '{port: 8080/tcp, to: "web:80"}'}
+
+
+def _mappings(where: str, raw: dict, key: str, allowed: set[str],
+              problems: Problems) -> Iterator[tuple[int, str, dict]]:
+    """The items of a list field whose items are mappings: (index, location, item)."""
+    for i, item in enumerate(_items(raw.get(key))):
+        at = f"{where}.{key}[{i}]"
+        if not isinstance(item, dict):
+            problems.add(at, f"must be a mapping like {EXAMPLES[key]}")
+            continue
+        unknown_keys(at, item, allowed, problems)
+        yield i, at, item
+
+
+def _snat_to(where: str, value: Any, ipv6: bool, problems: Problems) -> str | None:
+    """An snat `to:`: an IPv4 address, or an IPv6 one when NAT66 is on."""
+    version = ip_version(str(value))
+    if version is None:
+        problems.add(where, f"must be the {'IPv4 or IPv6' if ipv6 else 'IPv4'} address to translate to, "
+                            f"not {value!r}")
+        return None
+    if version == 6 and not ipv6:
+        problems.add(where, f"{value} is IPv6 but {NAT66}")
+        return None
+    return str(ipaddress.ip_address(str(value)))
+
+
+def _out(names: Names, where: str, item: dict, problems: Problems) -> str | None:
+    return names.iface(f"{where}.out", item["out"], problems) if item.get("out") is not None else None
+
+
+def parse_snat(names: Names, where: str, raw: dict, ipv6: bool, problems: Problems) -> list[Snat]:
     found = []
     for i, item in enumerate(_items(raw.get("masquerade"))):
         at = f"{where}.masquerade[{i}]"
         if isinstance(item, dict):
             unknown_keys(at, item, MASQ_KEYS, problems)
-            out = names.iface(f"{at}.out", item["out"], problems) if item.get("out") is not None else None
+            out = _out(names, at, item, problems)
             src = names.refs(f"{at}.from", item.get("from"), problems)
         else:
             out, src = names.iface(at, item, problems), ()
             if out is None:
                 continue
-        found.append(Snat(f"nat.masquerade[{i}]", out, src, None))
-    for i, item in enumerate(_items(raw.get("snat"))):
-        at = f"{where}.snat[{i}]"
-        if not isinstance(item, dict):
-            problems.add(at, "must be a mapping like {out: wan, to: 198.51.100.9}")
+        six = ipv6 and (out is None or names.iface_has(out, 6))    # needs an address to use
+        found.append(Snat(f"nat.masquerade[{i}]", out, src, None, (4, 6) if six else (4,)))
+    for i, at, item in _mappings(where, raw, "snat", SNAT_KEYS, problems):
+        to = _snat_to(f"{at}.to", item.get("to"), ipv6, problems)
+        if to is None:
             continue
-        unknown_keys(at, item, SNAT_KEYS, problems)
-        try:
-            to = str(ipaddress.IPv4Address(str(item.get("to"))))
-        except ValueError:
-            problems.add(f"{at}.to", f"must be the IPv4 address to translate to, not {item.get('to')!r}")
+        out, version = _out(names, at, item, problems), ip_version(to)
+        if version == 6 and out is not None and not names.iface_has(out, 6):
+            problems.add(f"{at}.to", f"{to} is IPv6 but node {names.node.name} has no IPv6 address on {item['out']}")
             continue
-        out = names.iface(f"{at}.out", item["out"], problems) if item.get("out") is not None else None
-        found.append(Snat(f"nat.snat[{i}]", out, names.refs(f"{at}.from", item.get("from"), problems), to))
+        found.append(Snat(f"nat.snat[{i}]", out, names.refs(f"{at}.from", item.get("from"), problems),
+                          to, (version,)))
     return found
 
 
-def _target(names: Names, where: str, value: Any, problems: Problems) -> tuple[Ref | None, int | None]:
-    """`web:80`, `web`, `10.20.0.2:80` -> (where to, which port or None to keep it)."""
-    if not isinstance(value, str):
-        problems.add(where, f"must be NODE:PORT or ADDRESS:PORT like web:80, not {type_name(value)}")
-        return None, None
+def _is_ipv6(text: str) -> bool:
+    """An IPv6 address or prefix written without brackets (so without a port)."""
+    try:
+        return "%" not in text and ipaddress.ip_network(text, strict=False).version == 6
+    except ValueError:
+        return False
+
+
+def _split_target(value: str) -> tuple[str, str, bool] | None:
+    """`web:80`, `web`, `10.20.0.2:80`, `[2001:db8::9]:80`, `2001:db8::9` ->
+    (host, port text or '', bracketed); None if the brackets are unbalanced."""
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and (not rest.startswith(":") or rest == ":")):
+            return None
+        return host, rest[1:], True
+    if _is_ipv6(value):
+        return value, "", False
     host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = value, ""
+    return (host, port, False) if sep else (value, "", False)
+
+
+def _target(names: Names, where: str, value: Any, ipv6: bool,
+            problems: Problems) -> tuple[Ref | None, int | None]:
+    """The `to:` of a port forward -> (where to, which port or None to keep it)."""
+    parts = _split_target(value) if isinstance(value, str) else None
+    if parts is None:
+        problems.add(where, "must be NODE:PORT, ADDRESS:PORT or [IPV6]:PORT like web:80, not "
+                            + (repr(value) if isinstance(value, str) else type_name(value)))
+        return None, None
+    host, port, bracketed = parts
     number = None
     if port:
         if not port.isdigit() or not 1 <= int(port) <= 65535:
             problems.add(where, f"'{port}' is not a port (1 to 65535)")
             return None, None
         number = int(port)
+    if bracketed and ip_version(host) != 6:
+        problems.add(where, f"'[{host}]': only an IPv6 address goes in brackets")
+        return None, None
     ref = names.ref(where, host, problems, prefer="node")
-    if ref is not None and ref.kind == "net":
+    if ref is None:
+        return None, None
+    if ref.kind == "net":
         problems.add(where, f"'{host}' is a network; forward to a node or an address")
         return None, None
-    if ref is not None and ref.kind == "cidr" and not ref.value.endswith("/32"):
-        problems.add(where, f"'{host}' is not one IPv4 address; port forwards are IPv4")
-        return None, None
-    if ref is not None and ref.kind == "node" and not names.has_address(ref.value, 4):
-        problems.add(where, f"node '{host}' has no IPv4 address; port forwards are IPv4")
+    if ref.kind == "cidr":
+        net = ipaddress.ip_network(ref.value)
+        if net.prefixlen != net.max_prefixlen:
+            problems.add(where, f"'{host}' is not one address; forward to a node or a single address")
+            return None, None
+        if net.version == 6 and not ipv6:
+            problems.add(where, f"{host} is IPv6 but {NAT66}")
+            return None, None
+    if ref.kind == "node" and not ipv6 and not names.has_address(ref.value, 4):
+        problems.add(where, f"node '{host}' has no IPv4 address and {NAT66}")
         return None, None
     return ref, number
 
 
-def parse_dnat(names: Names, where: str, raw: dict, router: bool, problems: Problems) -> list[Dnat]:
+def _forward_versions(names: Names, target: Ref, iif: str | None, ipv6: bool) -> tuple[int, ...]:
+    """IPv4 as before; IPv6 too with NAT66 where the target has an IPv6 address and the
+    forward arrives on one (an address literal is its own version)."""
+    if target.kind == "cidr":
+        version = ipaddress.ip_network(target.value).version
+        return (version,) if version == 4 or iif is None or names.iface_has(iif, 6) else ()
+    six = ipv6 and names.has_address(target.value, 6) and (iif is None or names.iface_has(iif, 6))
+    return tuple(v for v, ok in ((4, names.has_address(target.value, 4)), (6, six)) if ok)
+
+
+def parse_dnat(names: Names, where: str, raw: dict, router: bool, ipv6: bool,
+               problems: Problems) -> list[Dnat]:
     found = []
-    for i, item in enumerate(_items(raw.get("forward"))):
-        at = f"{where}.forward[{i}]"
-        if not isinstance(item, dict):
-            problems.add(at, 'must be a mapping like {port: 8080/tcp, to: "web:80"}')
-            continue
-        unknown_keys(at, item, FORWARD_KEYS, problems)
+    for i, at, item in _mappings(where, raw, "forward", FORWARD_KEYS, problems):
         before = len(problems.lines)
         if item.get("port") is None:
             problems.add(f"{at}.port", "required: the port that arrives, like 8080/tcp")
@@ -264,7 +338,7 @@ def parse_dnat(names: Names, where: str, raw: dict, router: bool, problems: Prob
             if len(problems.lines) == before:
                 problems.add(f"{at}.port", "give one port or range with one protocol (or none for tcp and udp)")
             continue
-        target, port = _target(names, f"{at}.to", item.get("to"), problems)
+        target, port = _target(names, f"{at}.to", item.get("to"), ipv6, problems)
         if target is None:
             continue
         if port is not None and "-" in services[0].ports[0]:
@@ -275,9 +349,28 @@ def parse_dnat(names: Names, where: str, raw: dict, router: bool, problems: Prob
             continue
         iif = names.iface(f"{at}.in", item["in"], problems) if item.get("in") is not None else None
         src = names.refs(f"{at}.from", item.get("from"), problems)
-        if len(problems.lines) == before:
-            found.append(Dnat(f"nat.forward[{i}]", services[0], target, port, iif, src))
+        if len(problems.lines) != before:
+            continue
+        versions = _forward_versions(names, target, iif, ipv6)
+        if not versions:
+            problems.add(f"{at}.in", f"node {names.node.name} has no IPv6 address on {item['in']} "
+                                     f"for an IPv6 port forward to arrive on")
+            continue
+        found.append(Dnat(f"nat.forward[{i}]", services[0], target, port, iif, src, versions))
     return found
+
+
+def _check_nat66(names: Names, where: str, nat: NatSpec, problems: Problems) -> None:
+    """`ipv6: true` must be able to do something: the node needs IPv6, and some rule
+    must have an IPv6 interface or target."""
+    if not nat.ipv6:
+        return
+    if not names.has_address(names.node.name, 6):
+        problems.add(f"{where}.ipv6", f"node {names.node.name} has no IPv6 address "
+                                      f"(give one of its networks or links a subnet6)")
+    elif (nat.snat or nat.dnat) and not any(6 in r.versions for r in [*nat.snat, *nat.dnat]):
+        problems.add(f"{where}.ipv6", "no masquerade, snat or forward here can apply to IPv6 "
+                                      "(their interfaces and targets have no IPv6 addresses)")
 
 
 def parse_nat(names: Names, where: str, raw: Any, router: bool, problems: Problems) -> NatSpec | None:
@@ -285,9 +378,12 @@ def parse_nat(names: Names, where: str, raw: Any, router: bool, problems: Proble
         problems.add(where, f"must be a mapping with masquerade, snat or forward, not {type_name(raw)}")
         return None
     unknown_keys(where, raw, NAT_KEYS, problems)
-    return NatSpec(snat=parse_snat(names, where, raw, problems),
-                   dnat=parse_dnat(names, where, raw, router, problems),
-                   hairpin=flag(f"{where}.hairpin", raw.get("hairpin"), True, problems))
+    ipv6 = flag(f"{where}.ipv6", raw.get("ipv6"), False, problems)
+    nat = NatSpec(snat=parse_snat(names, where, raw, ipv6, problems),
+                  dnat=parse_dnat(names, where, raw, router, ipv6, problems),
+                  hairpin=flag(f"{where}.hairpin", raw.get("hairpin"), True, problems), ipv6=ipv6)
+    _check_nat66(names, where, nat, problems)
+    return nat
 
 
 def parse_node(topo: Topology, node: Node, problems: Problems) -> NodeSpec | None:
@@ -311,10 +407,14 @@ def validate(topo: Topology, problems: Problems) -> None:
 
 
 def dns_servers(plan) -> list[str]:
-    """The lab DNS servers' addresses, if the DNS feature published them."""
-    servers = (plan.meta.get("dns") or {}).get("servers") or {}
-    values = servers.values() if isinstance(servers, dict) else servers
-    found = {str(v).split("/")[0] for v in values if v}
+    """The lab DNS servers' addresses (IPv4 `servers` and IPv6 `servers6`), if the DNS
+    feature published them."""
+    meta = plan.meta.get("dns") or {}
+    found = set()
+    for key in ("servers", "servers6"):
+        servers = meta.get(key) or {}
+        values = servers.values() if isinstance(servers, dict) else servers
+        found |= {str(v).split("/")[0] for v in values if v}
     return sorted(found, key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
 
 

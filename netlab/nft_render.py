@@ -24,11 +24,26 @@ def _quoted(names: tuple[str, ...]) -> str:
     return _set([f'"{n}"' for n in names])
 
 
+def _ip(version: int | None) -> str:
+    """The nft address family keyword of an IP version."""
+    return "ip6" if version == 6 else "ip"
+
+
+def _family(version: int | None) -> str:
+    """The comment suffix of an IPv6 line: `firewall.allow[0]/ip6`, `nat.masquerade[0]/ip6`."""
+    return "/ip6" if version == 6 else ""
+
+
+def _address(iface, version: int):
+    return iface.address if version == 4 else getattr(iface, "address6", None)
+
+
 class Resolver:
     """Turns selectors into address sets using the compiled topology (IPv4 and IPv6)."""
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, nat66: bool = False):
         self.compiled = compiled
+        self.nat66 = nat66      # the node translates IPv6 too: `dnat: true` rules cover it
         self.dual = any(getattr(i, "address6", None) is not None
                         for ifaces in compiled.ifaces.values() for i in ifaces)
 
@@ -38,12 +53,8 @@ class Resolver:
         if ref.kind == "net":
             net = self.compiled.topo.networks[ref.value]
             return [n for n in (net.subnet, getattr(net, "subnet6", None)) if n is not None]
-        found = []
-        for i in self.compiled.ifaces.get(ref.value, []):
-            for address in (i.address, getattr(i, "address6", None)):
-                if address is not None:
-                    found.append(ipaddress.ip_network(address))
-        return found
+        return [ipaddress.ip_network(address) for i in self.compiled.ifaces.get(ref.value, [])
+                for address in (_address(i, 4), _address(i, 6)) if address is not None]
 
     def addresses(self, refs: tuple[Ref, ...], version: int = 4) -> str | None:
         """An nft address or anonymous set of one IP version (overlaps merged, as nft
@@ -58,19 +69,18 @@ class Resolver:
     def has_v6(self, node: str) -> bool:
         return any(getattr(i, "address6", None) is not None for i in self.compiled.ifaces.get(node, []))
 
-    def own_list(self, node: str, ifname: str | None = None) -> list[str]:
-        return [str(i.address) for i in self.compiled.ifaces.get(node, [])
-                if i.address is not None and (ifname is None or i.ifname == ifname)]
-
-    def own(self, node: str, ifname: str | None = None) -> str | None:
-        found = self.own_list(node, ifname)
+    def own(self, node: str, ifname: str | None = None, version: int = 4) -> str | None:
+        """The node's addresses of one IP version (on one interface), as an nft set."""
+        found = [str(_address(i, version)) for i in self.compiled.ifaces.get(node, [])
+                 if _address(i, version) is not None and (ifname is None or i.ifname == ifname)]
         return _set(found) if found else None
 
     def subnet_of(self, address: str) -> str | None:
+        version = ipaddress.ip_address(address).version
         for ifaces in self.compiled.ifaces.values():
             for i in ifaces:
-                if i.address is not None and str(i.address) == address:
-                    return str(i.subnet)
+                if _address(i, version) is not None and str(_address(i, version)) == address:
+                    return str(i.subnet if version == 4 else i.subnet6)
         return None
 
     def concerns(self, rule: Rule, node: str, chain: str) -> bool:
@@ -86,8 +96,9 @@ class Resolver:
             return any(n.version == o.version and n.overlaps(o) for n in dst for o in own)
         return not all(any(inside(n, o) for o in own) for n in dst)
 
-    def single(self, ref: Ref) -> str:
-        return str(self.networks(ref)[0].network_address)
+    def single(self, ref: Ref, version: int = 4) -> str:
+        """A port forward's target: its (first) address of this IP version."""
+        return str(next(n for n in self.networks(ref) if n.version == version).network_address)
 
 
 def service_match(service: Service) -> str:
@@ -136,7 +147,7 @@ def _families(rule: Rule, res: Resolver) -> list[tuple[int | None, str | None, s
             return [(None, None, None)]
         return [(4, None, None)] + ([(6, None, None)] if res.dual else [])
     found = []
-    for version in ((4,) if rule.dnat else (4, 6)):       # port forwards are IPv4
+    for version in ((4, 6) if res.nat66 or not rule.dnat else (4,)):   # IPv6 is forwarded with NAT66
         src, dst = res.addresses(rule.src, version), res.addresses(rule.dst, version)
         if src != "" and dst != "":
             found.append((version, src, dst))
@@ -159,7 +170,7 @@ def rule_lines(rule: Rule, node: str, chain: str, res: Resolver) -> list[str]:
             f'log prefix "netlab {node} {chain} {rule.where}: "' if rule.log else None]
     lines = []
     for version, src, dst in _families(rule, res):
-        ip = "ip6" if version == 6 else "ip"
+        ip = _ip(version)
         icmp = tuple(t for t in rule.icmp if version != 6 or t in ICMP6_TYPES)
         if rule.icmp and not icmp:
             continue
@@ -168,7 +179,7 @@ def rule_lines(rule: Rule, node: str, chain: str, res: Resolver) -> list[str]:
                 f"{ip} saddr {src}" if src else None, f"{ip} daddr {dst}" if dst else None,
                 "ct status dnat" if rule.dnat else None,
                 f"{'icmpv6' if version == 6 else 'icmp'} type {_set(list(icmp))}" if icmp else None]
-        family = "/ip6" if version == 6 else ""
+        family = _family(version)
         for s, verdict, suffix in variants:
             s = _v6_service(s) if version == 6 else s
             lines.append(_line(head + [service_match(s) if s else None] + tail + [verdict],
@@ -192,9 +203,9 @@ def chain_lines(fw: FirewallSpec, node: str, chain: str, res: Resolver, dns: lis
     for version in (4, 6):
         mine = [a for a in servers if ipaddress.ip_address(a).version == version]
         if fw.dns and mine:
-            lines.append(_line([f"{'ip6' if version == 6 else 'ip'} daddr {_set(mine)}",
+            lines.append(_line([f"{_ip(version)} daddr {_set(mine)}",
                                 "meta l4proto { tcp, udp } th dport 53", count, "accept"],
-                               "firewall.dns" + ("/ip6" if version == 6 else "")))
+                               "firewall.dns" + _family(version)))
     for i, text in enumerate(fw.raw.get(chain, [])):
         lines.append(text if "comment " in text else f'{text} comment "firewall.raw.{chain}[{i}]"')
     for rule in fw.rules:
@@ -211,47 +222,67 @@ def chain_lines(fw: FirewallSpec, node: str, chain: str, res: Resolver, dns: lis
 
 
 # ---------------------------------------------------------------- nat
+# A NAT rule gives one line per IP version it translates (Snat/Dnat.versions: IPv4, and
+# IPv6 only where NAT66 was asked for); IPv6 lines carry the comment suffix /ip6.
 
-def dnat_line(d: Dnat, node: str, hairpin: bool, res: Resolver) -> str:
-    target = res.single(d.target)
-    daddr = res.own(node, d.iif) if d.iif else res.own(node)
-    src = res.addresses(d.src)
-    to = f"{target}:{d.port}" if d.port else target
-    return _line([f'iifname "{d.iif}"' if d.iif and (not hairpin or daddr is None) else None,
-                  f"ip saddr {src}" if src else None,
-                  f"ip daddr {daddr}" if daddr else None,
-                  service_match(d.service), "counter", f"dnat ip to {to}"], d.where)
+def dnat_lines(d: Dnat, node: str, hairpin: bool, res: Resolver) -> list[str]:
+    lines = []
+    for version in d.versions:
+        src = res.addresses(d.src, version)
+        if src == "":
+            continue
+        ip, target = _ip(version), res.single(d.target, version)
+        daddr = res.own(node, d.iif, version)
+        if d.port:
+            target = f"[{target}]:{d.port}" if version == 6 else f"{target}:{d.port}"
+        lines.append(_line([f'iifname "{d.iif}"' if d.iif and (not hairpin or daddr is None) else None,
+                            f"{ip} saddr {src}" if src else None,
+                            f"{ip} daddr {daddr}" if daddr else None,
+                            service_match(d.service), "counter", f"dnat {ip} to {target}"],
+                           d.where + _family(version)))
+    return lines
 
 
-def snat_line(s: Snat, res: Resolver) -> str:
-    """IPv4 only: IPv6 is routed, not translated."""
-    src = res.addresses(s.src)
-    return _line([f'oifname "{s.out}"' if s.out else None, f"ip saddr {src}" if src else None,
-                  "meta nfproto ipv4" if res.dual and not src else None,
-                  "counter", f"snat ip to {s.to}" if s.to else "masquerade"], s.where)
+def snat_lines(s: Snat, res: Resolver) -> list[str]:
+    """Masquerade or SNAT to a fixed address, for each IP version the rule translates."""
+    lines = []
+    for version in s.versions:
+        src = res.addresses(s.src, version)
+        if src == "":
+            continue
+        ip = _ip(version)
+        lines.append(_line([f'oifname "{s.out}"' if s.out else None, f"{ip} saddr {src}" if src else None,
+                            f"meta nfproto ipv{version}" if res.dual and not src else None,
+                            "counter", f"snat {ip} to {s.to}" if s.to else "masquerade"],
+                           s.where + _family(version)))
+    return lines
 
 
-def hairpin_line(d: Dnat, res: Resolver) -> str | None:
+def hairpin_lines(d: Dnat, res: Resolver) -> list[str]:
     """Clients on the server's own subnet that used the outside address: masquerade them
     so the server's replies come back through the router and get un-NATed."""
-    target = res.single(d.target)
-    subnet = res.subnet_of(target)
-    if subnet is None:
-        return None
-    service = Service(d.service.protos, (str(d.port),) if d.port else d.service.ports)
-    return _line([f"ip saddr {subnet}", f"ip daddr {target}", service_match(service),
-                  "ct status dnat", "counter", "masquerade"], d.where.replace("forward", "hairpin"))
+    lines = []
+    for version in d.versions:
+        target = res.single(d.target, version)
+        subnet = res.subnet_of(target)
+        if subnet is None:
+            continue
+        ip = _ip(version)
+        service = Service(d.service.protos, (str(d.port),) if d.port else d.service.ports)
+        lines.append(_line([f"{ip} saddr {subnet}", f"{ip} daddr {target}", service_match(service),
+                            "ct status dnat", "counter", "masquerade"],
+                           d.where.replace("forward", "hairpin") + _family(version)))
+    return lines
 
 
 def nat_chains(nat: NatSpec, node: str, res: Resolver) -> list[tuple[str, list[str]]]:
     chains = []
-    dnat = [d for d in nat.dnat if res.addresses(d.src) != ""]     # IPv4 only
-    if dnat:
-        chains.append(("prerouting", ["type nat hook prerouting priority dstnat; policy accept;"]
-                       + [dnat_line(d, node, nat.hairpin, res) for d in dnat]))
-    post = [snat_line(s, res) for s in nat.snat if res.addresses(s.src) != ""]
+    pre = [line for d in nat.dnat for line in dnat_lines(d, node, nat.hairpin, res)]
+    if pre:
+        chains.append(("prerouting", ["type nat hook prerouting priority dstnat; policy accept;"] + pre))
+    post = [line for s in nat.snat for line in snat_lines(s, res)]
     if nat.hairpin:
-        post += [line for line in (hairpin_line(d, res) for d in nat.dnat) if line]
+        post += [line for d in nat.dnat for line in hairpin_lines(d, res)]
     if post:
         chains.append(("postrouting", ["type nat hook postrouting priority srcnat; policy accept;"] + post))
     return chains
@@ -259,7 +290,7 @@ def nat_chains(nat: NatSpec, node: str, res: Resolver) -> list[tuple[str, list[s
 
 def render(spec: NodeSpec, compiled, dns: list[str]) -> str:
     """The node's table as nft -f text (without the flush that the executor adds)."""
-    res = Resolver(compiled)
+    res = Resolver(compiled, nat66=spec.nat is not None and spec.nat.ipv6)
     chains: list[tuple[str, list[str]]] = []
     if spec.nat is not None:
         chains += nat_chains(spec.nat, spec.node, res)

@@ -55,6 +55,7 @@ class Snat:
     out: str | None             # ifname
     src: tuple[Ref, ...]
     to: str | None              # None: masquerade
+    versions: tuple[int, ...] = (4,)    # IP versions translated (6: NAT66, asked for)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Dnat:
     port: int | None
     iif: str | None
     src: tuple[Ref, ...]
+    versions: tuple[int, ...] = (4,)    # IP versions forwarded (6: NAT66, asked for)
 
 
 @dataclass
@@ -72,6 +74,7 @@ class NatSpec:
     snat: list[Snat]
     dnat: list[Dnat]
     hairpin: bool = True
+    ipv6: bool = False          # NAT66: masquerade, snat and forward apply to IPv6 too
 
 
 @dataclass
@@ -119,6 +122,20 @@ def flag(where: str, value: Any, default: bool, problems: Problems) -> bool:
     return value
 
 
+def _versions(numbered) -> set[int]:
+    """The IP versions a network or link gives addresses of."""
+    return ({4} if numbered.subnet is not None else set()) | (
+        {6} if getattr(numbered, "subnet6", None) is not None else set())
+
+
+def ip_version(text: str) -> int | None:
+    """4 or 6 for an IP address written as text, None if it is not one (nor scoped: fe80::1%eth0)."""
+    try:
+        return ipaddress.ip_address(text).version if "%" not in text else None
+    except ValueError:
+        return None
+
+
 class Names:
     """What a node's rules may name: nodes, networks, and the node's own interfaces."""
 
@@ -129,12 +146,23 @@ class Names:
         self.ifnames.update({e.ifname: e.ifname for link in topo.links
                              for e in link.endpoints if e.node == node.name})
         self.by_network = {a.network: a.ifname for a in node.attachments}
+        self.versions: dict[str, set[int]] = {}
+        for a in node.attachments:
+            self.versions[a.ifname] = _versions(topo.networks[a.network])
+        for link in topo.links:
+            for e in link.endpoints:
+                if e.node == node.name:
+                    self.versions[e.ifname] = _versions(link)
+
+    def iface_has(self, ifname: str, version: int) -> bool:
+        """Whether one of this node's interfaces gets an address of this IP version."""
+        return version in self.versions.get(ifname, set())
 
     def has_address(self, node: str, version: int | None = None) -> bool:
         """Whether a node gets an address (of this IP version; None: either)."""
         def numbered(obj) -> bool:
-            return ((version in (None, 4) and obj.subnet is not None)
-                    or (version in (None, 6) and getattr(obj, "subnet6", None) is not None))
+            found = _versions(obj)
+            return bool(found) if version is None else version in found
         n = self.topo.nodes[node]
         if any(numbered(self.topo.networks[a.network]) for a in n.attachments):
             return True
@@ -148,7 +176,7 @@ class Names:
         kind, _, name = text.partition(":") if text.startswith(("node:", "net:")) else ("", "", text)
         if not kind:
             try:
-                net = ipaddress.ip_network(text, strict=False)
+                net = ipaddress.ip_network(text, strict=False) if "%" not in text else None
             except ValueError:
                 net = None
             if net is not None:

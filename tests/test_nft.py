@@ -89,6 +89,8 @@ def test_dns_servers_come_from_plan_meta():
     from netlab.nft import dns_servers
     plan = Plan(lab="x", meta={"dns": {"servers": {"lan": "10.1.0.53", "wan": "192.0.2.53"}}})
     assert dns_servers(plan) == ["10.1.0.53", "192.0.2.53"]
+    both = Plan(lab="x", meta={"dns": {"servers": {"lan": "10.1.0.53"}, "servers6": {"lan": "fd00::53"}}})
+    assert dns_servers(both) == ["10.1.0.53", "fd00::53"]
     assert dns_servers(Plan(lab="x")) == []
 
 
@@ -151,3 +153,84 @@ def test_readme_example_is_valid():
     data["nodes"]["gw"]["networks"]["guest"] = "10.30.0.1"
     plan, _ = compile_topology(load_text(yaml.safe_dump(data)))
     assert any(isinstance(s, NftRuleset) for s in plan.steps)
+
+
+# ---------------------------------------------------------------- NAT66 (nat.ipv6)
+
+BASE6 = """
+name: fwu-6
+networks:
+  lan: {subnet: 10.1.0.0/24, subnet6: "2001:db8:1::/64"}
+  dmz: {subnet: 10.2.0.0/24, subnet6: "2001:db8:2::/64"}
+  wan: {subnet: 192.0.2.0/24, subnet6: "2001:db8:ff::/64"}
+nodes:
+  pc: {networks: {lan: [10.1.0.10, "2001:db8:1::10"]}}
+  web: {networks: {dmz: [10.2.0.10, "2001:db8:2::10"]}}
+  isp: {networks: [wan]}
+  gw:
+    kind: router
+    networks: {lan: [10.1.0.1, "2001:db8:1::1"], dmz: [10.2.0.1, "2001:db8:2::1"], wan: [192.0.2.1, "2001:db8:ff::1"]}
+"""
+
+
+def gw6(nat: str, firewall: str = "") -> dict[tuple[str, str], str]:
+    """gw's rendered rules in the dual-stack lab, by (chain, origin)."""
+    plan, _ = compile_topology(load_text(BASE6 + f"    nat: {nat}\n" + (f"    firewall: {firewall}\n" if firewall else "")))
+    return rule_texts(next(s.ruleset for s in plan.steps if isinstance(s, NftRuleset) and s.node == "gw"))
+
+
+def test_without_ipv6_nat_and_forwards_stay_ipv4():
+    texts = gw6('{masquerade: [wan], forward: [{port: 8080/tcp, to: "web:80", in: wan}]}',
+                "{allow: [{to: web, port: 80/tcp, dnat: true}]}")
+    assert not [key for key in texts if key[1].endswith("/ip6") and key[1].startswith(("nat.", "firewall.allow"))]
+    assert texts[("postrouting", "nat.masquerade[0]")] == 'oifname "eth2" meta nfproto ipv4 counter masquerade'
+
+
+def test_ipv6_masquerade_gets_its_own_counted_line():
+    texts = gw6("{ipv6: true, masquerade: [wan, {out: wan, from: lan}]}")
+    assert texts[("postrouting", "nat.masquerade[0]")] == 'oifname "eth2" meta nfproto ipv4 counter masquerade'
+    assert texts[("postrouting", "nat.masquerade[0]/ip6")] == 'oifname "eth2" meta nfproto ipv6 counter masquerade'
+    assert texts[("postrouting", "nat.masquerade[1]/ip6")] == 'oifname "eth2" ip6 saddr 2001:db8:1::/64 counter masquerade'
+
+
+def test_snat_to_an_ipv6_address_is_ipv6_only():
+    texts = gw6('{ipv6: true, snat: [{out: wan, to: "2001:db8:ff:0::9"}, {out: wan, to: 192.0.2.9}]}')
+    assert texts[("postrouting", "nat.snat[0]/ip6")] == (
+        'oifname "eth2" meta nfproto ipv6 counter snat ip6 to 2001:db8:ff::9')
+    assert ("postrouting", "nat.snat[0]") not in texts and ("postrouting", "nat.snat[1]/ip6") not in texts
+
+
+def test_forward_to_a_node_uses_its_ipv6_address_and_the_routers_on_in():
+    texts = gw6('{ipv6: true, forward: [{port: 8080/tcp, to: "web:80", in: wan}]}',
+                "{policy: drop, allow: [{to: web, port: 80/tcp, dnat: true}]}")
+    assert texts[("prerouting", "nat.forward[0]")] == "ip daddr 192.0.2.1 tcp dport 8080 counter dnat ip to 10.2.0.10:80"
+    assert texts[("prerouting", "nat.forward[0]/ip6")] == (
+        "ip6 daddr 2001:db8:ff::1 tcp dport 8080 counter dnat ip6 to [2001:db8:2::10]:80")
+    assert texts[("postrouting", "nat.hairpin[0]/ip6")] == (
+        "ip6 saddr 2001:db8:2::/64 ip6 daddr 2001:db8:2::10 tcp dport 80 ct status dnat counter masquerade")
+    assert texts[("forward", "firewall.allow[0]/ip6")] == "ip6 daddr 2001:db8:2::10 ct status dnat tcp dport 80 counter accept"
+
+
+def test_forward_to_an_ipv6_literal_is_ipv6_only():
+    texts = gw6('{ipv6: true, hairpin: false, forward: [{port: 443/tcp, to: "[2001:db8:2::10]:8443", in: wan},'
+                ' {port: 53/udp, to: "2001:db8:2::10"}]}')
+    assert texts[("prerouting", "nat.forward[0]/ip6")] == (
+        'iifname "eth2" ip6 daddr 2001:db8:ff::1 tcp dport 443 counter dnat ip6 to [2001:db8:2::10]:8443')
+    assert texts[("prerouting", "nat.forward[1]/ip6")].endswith("udp dport 53 counter dnat ip6 to 2001:db8:2::10")
+    assert ("prerouting", "nat.forward[0]") not in texts and not [k for k in texts if k[0] == "postrouting"]
+
+
+def test_forward_from_limits_each_family_to_its_addresses():
+    texts = gw6('{ipv6: true, forward: [{port: 22/tcp, to: "web:22", from: "2001:db8:ff::/64"}]}')
+    assert ("prerouting", "nat.forward[0]") not in texts
+    assert texts[("prerouting", "nat.forward[0]/ip6")].startswith("ip6 saddr 2001:db8:ff::/64 ip6 daddr {")
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("web:80", ("web", "80", False)), ("web", ("web", "", False)), ("node:web:80", ("node:web", "80", False)),
+    ("10.2.0.10:80", ("10.2.0.10", "80", False)), ("[2001:db8::9]:80", ("2001:db8::9", "80", True)),
+    ("[2001:db8::9]", ("2001:db8::9", "", True)), ("2001:db8::9", ("2001:db8::9", "", False)),
+    ("[2001:db8::9", None), ("[2001:db8::9]80", None), ("[2001:db8::9]:", None)])
+def test_forward_targets_split_into_host_and_port(text, parts):
+    from netlab.nft import _split_target
+    assert _split_target(text) == parts
