@@ -14,6 +14,8 @@ from typing import Any
 
 from .compiler import Compiled, Iface, compile_topology
 from .model import Topology
+from .tunnels import Tunnel
+from .tunnels import parse as parse_tunnels
 
 GRAPHVIZ_FORMATS = ("svg", "png", "pdf")
 
@@ -51,22 +53,32 @@ def _tunnel_ends(raw: Any) -> list[str]:
     return [str(e).split(":", 1)[0] for e in ends]
 
 
-def _tunnel_label(raw: dict, index: int, compiled: Compiled) -> list[str]:
+def _tunnel_label(raw: dict, index: int, compiled: Compiled, tunnel: Tunnel | None) -> list[str]:
     kind = str(raw.get("type", "tunnel"))
     ident = raw.get("id", raw.get("key", raw.get("vni")))
     head = f"{kind} {ident}" if ident is not None else kind
     lines = [head]
     if raw.get("network"):
         lines.append(f"L2 {raw['network']}")
-    if raw.get("subnet"):
-        lines.append(str(raw["subnet"]))
+    lines += [str(raw[k]) for k in ("subnet", "subnet6") if raw.get(k)]
     # addresses the tunnels feature assigned, if it records them as a segment
     segment = f"tunnel:{index}"
     for node in _tunnel_ends(raw):
         for iface in compiled.ifaces.get(node, []):
             if iface.segment == segment:
-                lines.append(f"{node} {_iface_text(iface)}")
-    return lines
+                addresses = [str(a) for a in (iface.address, iface.address6) if a]
+                lines.append(" ".join([node, iface.ifname] + addresses))
+    return lines + _underlay6(tunnel, compiled)
+
+
+def _underlay6(tunnel: Tunnel | None, compiled: Compiled) -> list[str]:
+    """`over IPv6 A, B`: the endpoints' underlay addresses of a tunnel over IPv6 (an IPv4
+    underlay is the default, and its addresses are on the underlay's own edges)."""
+    if tunnel is None or tunnel.family != 6 or len(tunnel.ends) != len(tunnel.endpoints):
+        return []
+    addresses = [next((str(i.address6) for i in compiled.ifaces.get(node, [])
+                       if i.ifname == tunnel.ends[node]), "?") for node in tunnel.endpoints]
+    return ["over IPv6 " + ", ".join(addresses)]
 
 
 def build(topo: Topology, compiled: Compiled) -> Drawing:
@@ -99,11 +111,12 @@ def build(topo: Topology, compiled: Compiled) -> Drawing:
         ends = [next(x for x in compiled.ifaces[e.node] if x.ifname == e.ifname) for e in (a, b)]
         label = [f"{e.node} {_iface_text(x)}" for e, x in zip((a, b), ends)]
         drawing.edges.append(Edge(ids[a.node], ids[b.node], label))
+    parsed = {t.index: t for t in parse_tunnels(topo)} if topo.tunnels else {}
     for i, raw in enumerate(topo.tunnels):
         ends = [e for e in _tunnel_ends(raw) if e in ids]
         if len(ends) == 2 and isinstance(raw, dict):
             drawing.edges.append(Edge(ids[ends[0]], ids[ends[1]],
-                                      _tunnel_label(raw, i, compiled), "dashed"))
+                                      _tunnel_label(raw, i, compiled, parsed.get(i)), "dashed"))
     return drawing
 
 

@@ -5,7 +5,7 @@ Pure: no root, no kernel. Owns the meaning of
     tunnels:
       - {type: vxlan, id: 42, endpoints: [site-a, site-b], network: stretched}
       - {type: gretap, key: 7, endpoints: [site-a, site-b], network: stretched2}
-      - {type: gre, key: 9, endpoints: [r1, r2], subnet: 172.16.9.0/30}
+      - {type: gre, key: 9, endpoints: [r1, r2], subnet: 172.16.9.0/30, subnet6: "fd00:9::/127"}
 
 How a network is stretched (vxlan, gretap): every endpoint is a "site" with a bridge of
 its own, named as the network, in its namespace (an endpoint that is itself on the
@@ -19,15 +19,22 @@ network is at its own site. The sites of a network must form a tree (no spanning
 runs): several sites in one vxlan entry (a mesh, head-end replication), or a hub with
 one tunnel per spoke.
 
-A gre tunnel is a point-to-point interface with an address from its `subnet` (.1 and
-.2 in endpoint order). The compiler's static routing sees it as one more segment between
-its two endpoints (hook `interfaces`, called before routing), so routes may cross it.
-Every endpoint whose route to its peer's underlay address would enter an overlay gets a
-/32 host route via the underlay, so no tunnel is ever carried inside itself.
+A gre tunnel is a point-to-point interface with addresses from its `subnet` and/or
+`subnet6` (the first two of each, in endpoint order). The compiler's static routing sees
+it as one more segment between its two endpoints (hook `interfaces`, called before
+routing), so routes of both versions may cross it. Every endpoint whose route to its
+peer's underlay address would enter an overlay gets a host route (/32, or /128 over
+IPv6) via the underlay, so no tunnel is ever carried inside itself.
 
-MTU: the overlay carries underlay MTU minus the encapsulation (vxlan 50, gretap 38,
-gre 24, +4 with a key). An overlay without a pinned MTU gets that; a pinned one that is
-larger stays and `netlab plan` warns that larger packets will not pass.
+The underlay (which interface and IP version carries each endpoint: IPv4, or IPv6 with
+the kernel's ip6gre/ip6gretap and vxlan over IPv6) is worked out in
+netlab/tunnels_underlay.py.
+
+MTU: the overlay carries underlay MTU minus the encapsulation: over IPv4 vxlan 50,
+gretap 38, gre 24; over IPv6 vxlan 70, gretap 58, gre 44 (ip6gre/ip6gretap are built
+without the encapsulation-limit option, which would cost 8 more); +4 with a key. An
+overlay without a pinned MTU gets that; a pinned one that is larger stays and `netlab
+plan` warns that larger packets will not pass.
 """
 from __future__ import annotations
 
@@ -38,16 +45,20 @@ from typing import Any, ClassVar
 
 from .errors import Problems
 from .plan import Step, step
+from .tunnels_underlay import parse_family, parse_map, ports, resolve
 
 TYPES = ("vxlan", "gretap", "gre")
 L2_TYPES = ("vxlan", "gretap")
 OVERHEAD = {"vxlan": 50, "gretap": 38, "gre": 24}      # bytes over IPv4, without a key
+OVERHEAD6 = {"vxlan": 70, "gretap": 58, "gre": 44}     # over IPv6 (no encapsulation limit)
 KEY_OVERHEAD = 4
-MODULE = {"vxlan": "vxlan", "gretap": "ip_gre", "gre": "ip_gre"}
+KIND6 = {"vxlan": "vxlan", "gretap": "ip6gretap", "gre": "ip6gre"}   # the kernel's kinds
+MODULE = {"vxlan": "vxlan", "gretap": "ip_gre", "gre": "ip_gre", "ip6gretap": "ip6_gre",
+          "ip6gre": "ip6_gre"}
 VXLAN_PORT = 4789
 DEFAULT_MTU = 1500
-KEYS = {"type", "id", "key", "port", "endpoints", "network", "subnet", "sites", "underlay",
-        "mtu", "ifname"}
+KEYS = {"type", "id", "key", "port", "endpoints", "network", "subnet", "subnet6", "sites",
+        "underlay", "family", "mtu", "ifname"}
 IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 RESERVED = {"lo", "gre0", "gretap0", "erspan0", "tunl0", "sit0", "ip6tnl0", "ip6gre0"}
 
@@ -64,9 +75,12 @@ class Tunnel:
     port: int | None = None
     network: str | None = None
     subnet: ipaddress.IPv4Network | None = None
+    subnet6: ipaddress.IPv6Network | None = None
     mtu: int | None = None
     sites: dict[str, list[str]] = field(default_factory=dict)
-    underlay: dict[str, str] = field(default_factory=dict)
+    underlay: dict[str, str] = field(default_factory=dict)   # as the file gives it
+    family: int | None = None           # the underlay's IP version (given, then resolved)
+    ends: dict[str, str] = field(default_factory=dict)       # endpoint -> underlay interface
 
     @property
     def where(self) -> str:
@@ -74,13 +88,20 @@ class Tunnel:
 
     @property
     def overhead(self) -> int:
-        return OVERHEAD[self.type] + (KEY_OVERHEAD if self.key is not None else 0)
+        table = OVERHEAD6 if self.family == 6 else OVERHEAD
+        return table[self.type] + (KEY_OVERHEAD if self.key is not None else 0)
+
+    @property
+    def kind(self) -> str:
+        """The kernel's device kind: ip6gre and ip6gretap over an IPv6 underlay."""
+        return KIND6[self.type] if self.family == 6 else self.type
 
 
 @step
 class TunnelDevice(Step):
-    """A tunnel interface in an endpoint's namespace: vxlan, gretap (ports of the site's
-    bridge `master`) or gre (an addressed point-to-point interface)."""
+    """A tunnel interface in an endpoint's namespace: vxlan, gretap, ip6gretap (ports of
+    the site's bridge `master`) or gre, ip6gre (addressed point-to-point interfaces).
+    `local` and `remotes` are of one IP version, the underlay's."""
     type: ClassVar[str] = "tunnel"
     ns: str
     ifname: str
@@ -150,6 +171,9 @@ def parse(topo, problems: Problems | None = None) -> list[Tunnel]:
         tunnel = _parse_one(topo, i, raw, problems)
         if tunnel is not None:
             tunnels.append(tunnel)
+    nets = stretched(tunnels)
+    for t in tunnels:
+        resolve(topo, t, nets, problems)
     return tunnels
 
 
@@ -184,7 +208,8 @@ def _parse_one(topo, i: int, raw: Any, problems: Problems) -> Tunnel | None:
         _l2_fields(topo, t, raw, problems)
     else:
         _gre_fields(topo, t, raw, problems)
-    t.underlay = _underlay(topo, t, raw.get("underlay"), problems)
+    t.underlay = parse_map(topo, t, raw.get("underlay"), problems)
+    t.family = parse_family(where, raw.get("family"), problems)
     return t if len(problems.lines) == before else None
 
 
@@ -205,7 +230,7 @@ def _endpoints(topo, where: str, kind: str, raw: Any, problems: Problems) -> lis
 
 
 def _l2_fields(topo, t: Tunnel, raw: dict, problems: Problems) -> None:
-    for k in ("subnet", "mtu"):
+    for k in ("subnet", "subnet6", "mtu"):
         if k in raw:
             problems.add(f"{t.where}.{k}", f"not used by {t.type} tunnels (set it on the network)")
     t.network = raw.get("network")
@@ -236,46 +261,36 @@ def _gre_fields(topo, t: Tunnel, raw: dict, problems: Problems) -> None:
     for k in ("network", "sites"):
         if k in raw:
             problems.add(f"{t.where}.{k}", "not used by gre tunnels (gre is routed: give it a subnet)")
-    if "subnet" not in raw:
-        problems.add(f"{t.where}.subnet", "required: the tunnel's own subnet, like 172.16.9.0/30")
-    else:
-        try:
-            t.subnet = ipaddress.IPv4Network(str(raw["subnet"]), strict=True)
-        except ValueError as e:
-            problems.add(f"{t.where}.subnet", f"{raw['subnet']!r} is not an IPv4 subnet ({e})")
-        else:
-            if t.subnet.prefixlen > 31:
-                problems.add(f"{t.where}.subnet", f"{t.subnet} is too small for two endpoints")
+    if "subnet" not in raw and "subnet6" not in raw:
+        problems.add(f"{t.where}.subnet", "required: the tunnel's own subnet, like 172.16.9.0/30 "
+                                          "(or a subnet6, or both)")
+    t.subnet = _own_subnet(t, raw, "subnet", problems)
+    t.subnet6 = _own_subnet(t, raw, "subnet6", problems)
     if "mtu" in raw:
         t.mtu = _int(f"{t.where}.mtu", raw["mtu"], 68, 65535, problems)
 
 
+def _own_subnet(t: Tunnel, raw: dict, key: str, problems: Problems):
+    """A gre tunnel's `subnet` (IPv4) or `subnet6` (IPv6), checked; None if absent or bad."""
+    if key not in raw:
+        return None
+    version, other = (4, "IPv6 goes in subnet6") if key == "subnet" else (6, "IPv4 goes in subnet")
+    try:
+        subnet = ipaddress.ip_network(str(raw[key]), strict=True)
+    except ValueError as e:
+        problems.add(f"{t.where}.{key}", f"{raw[key]!r} is not an IPv{version} subnet ({e})")
+        return None
+    if subnet.version != version:
+        problems.add(f"{t.where}.{key}", f"{raw[key]!r} is not IPv{version} ({other})")
+        return None
+    if subnet.prefixlen > subnet.max_prefixlen - 1:
+        problems.add(f"{t.where}.{key}", f"{subnet} is too small for two endpoints")
+        return None
+    return subnet
+
+
 def _attached(topo, node: str, network: str) -> bool:
     return any(a.network == network for a in topo.nodes[node].attachments)
-
-
-def _underlay(topo, t: Tunnel, raw: Any, problems: Problems) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        problems.add(f"{t.where}.underlay", "must map endpoints to an interface, like {site-a: eth1}")
-        return {}
-    for node, ifname in raw.items():
-        if node not in t.endpoints:
-            problems.add(f"{t.where}.underlay.{node}", f"{node!r} is not an endpoint of this tunnel")
-        elif not isinstance(ifname, str) or ifname not in _ifnames(topo, node):
-            problems.add(f"{t.where}.underlay.{node}", f"node {node} has no interface {ifname!r}")
-    return dict(raw)
-
-
-def _ifnames(topo, node: str) -> dict[str, Any]:
-    """A node's interfaces from the file: name -> ('net', network) or ('link', subnet)."""
-    names: dict[str, Any] = {a.ifname: ("net", a.network) for a in topo.nodes[node].attachments}
-    for link in topo.links:
-        for end in link.endpoints:
-            if end.node == node:
-                names[end.ifname] = ("link", link.subnet)
-    return names
 
 
 # ---------------------------------------------------------------- whole-section checks
@@ -289,56 +304,33 @@ def stretched(tunnels: list[Tunnel]) -> dict[str, list[Tunnel]]:
     return nets
 
 
-def underlay_ifname(topo, t: Tunnel, node: str, nets: dict) -> str | None:
-    """The interface whose address carries this tunnel at `node`: the one named in
-    `underlay:`, else the first addressed interface not on a stretched network."""
-    if node in t.underlay:
-        return t.underlay[node]
-    for ifname, (what, arg) in _ifnames(topo, node).items():
-        if what == "net" and arg not in nets and topo.networks[arg].subnet is not None:
-            return ifname
-        if what == "link" and arg is not None:
-            return ifname
-    return None
-
-
 def validate(topo, problems: Problems) -> None:
     """Hook: every problem of `tunnels:`, located."""
     if not topo.tunnels:
         return
     tunnels = parse(topo, problems)
     nets = stretched(tunnels)
-    _check_underlays(topo, tunnels, nets, problems)
+    _check_subnets(topo, tunnels, problems)
     for net, group in nets.items():
         _check_sites(topo, net, group, problems)
         _check_tree(net, group, problems)
     _check_clashes(topo, tunnels, problems)
 
 
-def _check_underlays(topo, tunnels, nets, problems: Problems) -> None:
-    for t in tunnels:
-        for j, node in enumerate(t.endpoints):
-            ifname = underlay_ifname(topo, t, node, nets)
-            kind = _ifnames(topo, node).get(ifname)
-            if ifname is None:
-                problems.add(f"{t.where}.endpoints[{j}]",
-                             f"node {node} has no underlay address (attach it to a network with a "
-                             f"subnet, or a link with a subnet)")
-            elif kind[0] == "net" and kind[1] in nets:
-                problems.add(f"{t.where}.underlay.{node}",
-                             f"{ifname} is on network {kind[1]}, which a tunnel stretches; "
-                             f"a tunnel cannot run over an overlay")
-            elif kind[1] is None or (kind[0] == "net" and topo.networks[kind[1]].subnet is None):
-                problems.add(f"{t.where}.underlay.{node}", f"{node}:{ifname} has no address (no subnet)")
-    subnets = [(f"networks.{n.name}.subnet", n.subnet) for n in topo.networks.values() if n.subnet]
-    subnets += [(f"links[{i}].subnet", l.subnet) for i, l in enumerate(topo.links) if l.subnet]
-    for t in tunnels:
-        if t.subnet is None:
-            continue
-        for where, other in subnets:
-            if t.subnet.overlaps(other):
-                problems.add(f"{t.where}.subnet", f"{t.subnet} overlaps {other} ({where})")
-        subnets.append((f"{t.where}.subnet", t.subnet))
+def _check_subnets(topo, tunnels, problems: Problems) -> None:
+    """A gre tunnel's own subnets overlap no other subnet of the lab, of either version."""
+    for key in ("subnet", "subnet6"):
+        subnets = [(f"networks.{n.name}.{key}", getattr(n, key)) for n in topo.networks.values()]
+        subnets += [(f"links[{i}].{key}", getattr(l, key)) for i, l in enumerate(topo.links)]
+        subnets = [(where, s) for where, s in subnets if s is not None]
+        for t in tunnels:
+            mine = getattr(t, key)
+            if mine is None:
+                continue
+            for where, other in subnets:
+                if mine.overlaps(other):
+                    problems.add(f"{t.where}.{key}", f"{mine} overlaps {other} ({where})")
+            subnets.append((f"{t.where}.{key}", mine))
 
 
 def site_of(topo, net: str, group: list[Tunnel]) -> dict[str, str | None]:
@@ -404,7 +396,7 @@ def _check_clashes(topo, tunnels, problems: Problems) -> None:
     nets = stretched(tunnels)
     names: dict[tuple[str, str], str] = {}
     for node in topo.nodes:
-        for ifname in _ifnames(topo, node):
+        for ifname in ports(topo, node):
             names[(node, ifname)] = "an interface"
     for net, group in nets.items():
         for node in {e for t in group for e in t.endpoints}:
@@ -422,7 +414,7 @@ def _check_clashes(topo, tunnels, problems: Problems) -> None:
                                                   f"named {t.ifname}")
             names[(node, t.ifname)] = f"a tunnel ({t.where})"
             others = tuple(sorted(set(t.endpoints) - {node}))
-            ident = (node, "vxlan", t.vni, t.port) if t.type == "vxlan" else (node, t.type, others, t.key)
+            ident = (node, t.kind, t.family) + ((t.vni, t.port) if t.type == "vxlan" else (others, t.key))
             if ident in ids:
                 problems.add(t.where, f"node {node} already terminates the same {t.type} tunnel "
                                       f"({ids[ident]}); give it another id/key")
@@ -456,6 +448,7 @@ def status(entry: dict, state) -> None:
     devices = [s for s in state.plan.steps if isinstance(s, TunnelDevice)]
     if devices:
         entry["tunnels"] = [{"netns": s.ns, "ifname": s.ifname, "type": s.kind, "local": s.local,
-                             "remotes": s.peers, "vni": s.vni, "key": s.gre_key,
+                             "remotes": s.peers, "family": ipaddress.ip_address(s.local).version,
+                             "vni": s.vni, "key": s.gre_key,
                              "network": s.network, "bridge": s.master,
                              "mtu": s.mtu} for s in devices]

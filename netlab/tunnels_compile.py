@@ -5,23 +5,23 @@
 - `compile(topo, compiled, plan)`, after the core steps: gives each stretched network a
   bridge at every site (endpoint namespace), rewires the veths of the nodes at a site to
   it, hangs the network's lab-namespace bridge off the first site, adds the tunnel
-  devices, the gre addresses, the /32 underlay routes that keep tunnels out of
-  themselves, and MTU warnings.
+  devices, the gre addresses, the /32 (/128 over IPv6) underlay routes that keep
+  tunnels out of themselves, and MTU warnings.
 """
 from __future__ import annotations
 
 import hashlib
 import ipaddress
 
-from .compiler import Compiled, Iface, compute_routes, interface_index, port_name, resolve_gateways
+from .compiler import (Compiled, Iface, _first_hosts, compute_routes, interface_index, port_name,
+                       resolve_gateways)
 from .plan import Address, Bridge, Plan, Route, Veth
-from .tunnels import (DEFAULT_MTU, BridgePort, Tunnel, TunnelDevice, parse, site_of, stretched,
-                      underlay_ifname)
+from .tunnels import DEFAULT_MTU, BridgePort, Tunnel, TunnelDevice, parse, site_of, stretched
 
 
-def _first_two(subnet: ipaddress.IPv4Network) -> list[ipaddress.IPv4Address]:
-    hosts = subnet.hosts() if subnet.prefixlen < 31 else iter(subnet)
-    return [next(hosts), next(hosts)]
+def _first_two(subnet) -> list:
+    """The gre endpoints' addresses in a tunnel's subnet (either version), or two Nones."""
+    return list(_first_hosts(subnet, 2)) if subnet is not None else [None, None]
 
 
 def _iface(compiled: Compiled, node: str, ifname: str) -> Iface:
@@ -29,17 +29,22 @@ def _iface(compiled: Compiled, node: str, ifname: str) -> Iface:
 
 
 class Ends:
-    """The underlay interface of every tunnel endpoint, worked out once per compile."""
+    """The underlay interface of every tunnel endpoint (netlab.tunnels_underlay chose it
+    and the IP version), with its compiled address."""
 
-    def __init__(self, topo, compiled: Compiled, tunnels: list[Tunnel]):
-        nets = stretched(tunnels)
+    def __init__(self, compiled: Compiled, tunnels: list[Tunnel]):
         self.iface: dict[tuple[int, str], Iface] = {}
         for t in tunnels:
             for node in t.endpoints:
-                self.iface[(t.index, node)] = _iface(compiled, node, underlay_ifname(topo, t, node, nets))
+                self.iface[(t.index, node)] = _iface(compiled, node, t.ends[node])
 
     def of(self, t: Tunnel, node: str) -> Iface:
         return self.iface[(t.index, node)]
+
+    def address(self, t: Tunnel, node: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """The endpoint's underlay address, of the tunnel's underlay version."""
+        iface = self.of(t, node)
+        return iface.address6 if t.family == 6 else iface.address
 
     def capacity(self, t: Tunnel) -> tuple[int, int]:
         """(largest packet the tunnel carries, the underlay MTU that limits it)."""
@@ -52,15 +57,16 @@ def interfaces(topo, compiled: Compiled) -> None:
     if not topo.tunnels:
         return
     tunnels = parse(topo)
-    ends = Ends(topo, compiled, tunnels)
+    ends = Ends(compiled, tunnels)
     for t in tunnels:
         if t.type != "gre":
             continue
         cap, _ = ends.capacity(t)
-        for node, address in zip(t.endpoints, _first_two(t.subnet)):
+        for node, address, address6 in zip(t.endpoints, _first_two(t.subnet), _first_two(t.subnet6)):
             taken = {i.index for i in compiled.ifaces[node]}
             compiled.ifaces[node].append(Iface(node, t.ifname, interface_index(t.ifname, taken),
-                                               f"tunnel:{t.index}", t.subnet, address, t.mtu or cap))
+                                               f"tunnel:{t.index}", t.subnet, address, t.mtu or cap,
+                                               t.subnet6, address6))
 
 
 def compile(topo, compiled: Compiled, plan: Plan) -> None:
@@ -69,7 +75,7 @@ def compile(topo, compiled: Compiled, plan: Plan) -> None:
     if not tunnels:
         return
     nets = stretched(tunnels)
-    ends = Ends(topo, compiled, tunnels)
+    ends = Ends(compiled, tunnels)
     gre_names = {(topo.netns(n), t.ifname) for t in tunnels if t.type == "gre" for n in t.endpoints}
     veths, later = _take_core_steps(topo, plan, set(nets), gre_names)
     for net, group in nets.items():
@@ -155,13 +161,12 @@ def _uplink(topo, compiled, plan: Plan, net: str, site: str, bridge: str, mtu: i
 
 def _device(topo, compiled, t: Tunnel, node: str, ends: Ends, master: str | None,
             mtu: int) -> TunnelDevice:
-    local = ends.of(t, node)
-    remotes = ",".join(str(ends.of(t, r).address) for r in t.endpoints if r != node)
+    remotes = ",".join(str(ends.address(t, r)) for r in t.endpoints if r != node)
     ifaces = compiled.ifaces[node]
     own = next((i for i in ifaces if i.ifname == t.ifname), None)
     index = own.index if own else interface_index(t.ifname, {i.index for i in ifaces})
-    return TunnelDevice(ns=topo.netns(node), ifname=t.ifname, index=index, kind=t.type,
-                        local=str(local.address), remotes=remotes, underlay=local.ifname,
+    return TunnelDevice(ns=topo.netns(node), ifname=t.ifname, index=index, kind=t.kind,
+                        local=str(ends.address(t, node)), remotes=remotes, underlay=t.ends[node],
                         vni=t.vni, port=t.port, gre_key=t.key, master=master, mtu=mtu,
                         network=t.network)
 
@@ -173,16 +178,19 @@ def _gre(topo, compiled, plan: Plan, t: Tunnel, ends: Ends) -> None:
                              f"({cap} = {underlay} - {t.overhead}); larger packets will not pass")
     for node in t.endpoints:
         plan.add(_device(topo, compiled, t, node, ends, master=None, mtu=t.mtu or cap))
-        plan.add(Address(ns=topo.netns(node), ifname=t.ifname,
-                         cidr=_iface(compiled, node, t.ifname).cidr))
+        own = _iface(compiled, node, t.ifname)
+        for cidr in (own.cidr, own.cidr6):
+            if cidr:
+                plan.add(Address(ns=topo.netns(node), ifname=t.ifname, cidr=cidr))
 
 
-def _lookup(routes: list[tuple[str, str, str]], address: ipaddress.IPv4Address):
-    """The (via, dev) of the longest IPv4 route prefix that covers the address, or None."""
+def _lookup(routes: list[tuple[str, str, str]], address):
+    """The (via, dev) of the longest route prefix (of the address's IP version) that
+    covers the address, or None."""
     best = None
     for dst, via, dev in routes:
         net = ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst)
-        if net.version == 4 and address in net and (best is None or net.prefixlen > best[0]):
+        if address in net and (best is None or net.prefixlen > best[0]):
             best = (net.prefixlen, via, dev)
     return best[1:] if best else None
 
@@ -198,16 +206,17 @@ def _underlay_only(topo, compiled: Compiled, tunnels: list[Tunnel]) -> Compiled:
 
 
 def _underlay_routes(topo, compiled: Compiled, plan: Plan, tunnels: list[Tunnel], ends: Ends) -> None:
-    """A /32 to each peer's underlay address, via the underlay, wherever the lab's routes
-    would send it into an overlay; a warning where the underlay has no way there."""
-    connected = {n: [i.subnet for i in ifaces if i.subnet and not i.segment.startswith("tunnel:")]
+    """A host route (/32, /128) to each peer's underlay address, via the underlay, wherever
+    the lab's routes would send it into an overlay; a warning where the underlay has no way."""
+    connected = {n: [s for i in ifaces if not i.segment.startswith("tunnel:")
+                     for s in (i.subnet, i.subnet6) if s]
                  for n, ifaces in compiled.ifaces.items()}
     under = None
     have = {s.key for s in plan.steps}
     for t in tunnels:
         for node in t.endpoints:
             for peer in t.endpoints:
-                remote = ends.of(t, peer).address
+                remote = ends.address(t, peer)
                 if peer == node or any(remote in subnet for subnet in connected[node]):
                     continue
                 under = under or _underlay_only(topo, compiled, tunnels)
@@ -216,7 +225,8 @@ def _underlay_routes(topo, compiled: Compiled, plan: Plan, tunnels: list[Tunnel]
                     plan.warnings.append(f"{t.where}: no underlay route from {node} to {peer}'s "
                                          f"address {remote}; the tunnel will not carry anything")
                     continue
-                route = Route(ns=topo.netns(node), dst=f"{remote}/32", via=path[0], dev=path[1])
+                route = Route(ns=topo.netns(node), dst=f"{remote}/{remote.max_prefixlen}",
+                              via=path[0], dev=path[1])
                 if _lookup(compiled.routes[node], remote) != path and route.key not in have:
                     plan.add(route)
                     have.add(route.key)

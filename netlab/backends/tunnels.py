@@ -1,4 +1,5 @@
-"""Tunnel executors (vxlan, gretap, gre through pyroute2) and the kernel-support probe.
+"""Tunnel executors (vxlan, gretap, gre, and over IPv6 vxlan, ip6gretap, ip6gre, through
+pyroute2) and the kernel-support probe.
 
 The probe tries each tunnel type once per process in a throwaway, unnamed namespace of
 its own (nothing on disk, freed when its socket closes), so `up` can refuse a type the
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import os
+import socket
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -19,6 +22,8 @@ from ..errors import ApplyError
 from ..tunnels import MODULE, BridgePort, TunnelDevice
 
 GRE_KEY_FLAG = 0x2000    # GRE_KEY; pyroute2 encodes the flags big-endian (its docs say 32: wrong)
+GRE6_KEY_FLAG = socket.htons(GRE_KEY_FLAG)   # ip6gre: pyroute2 sends these in host order
+IGN_ENCAP_LIMIT = 0x1    # IP6_TNL_F_IGN_ENCAP_LIMIT: no 8-byte encapsulation-limit option
 TTL = 64
 BRIDGE_NF = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables")
 UNSUPPORTED = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOENT}
@@ -43,7 +48,9 @@ def scratch_netns():
 
 _PROBE_ARGS = {"vxlan": {"vxlan_id": 1, "vxlan_port": 4789},
                "gre": {"gre_local": "192.0.2.1", "gre_remote": "192.0.2.2"},
-               "gretap": {"gre_local": "192.0.2.1", "gre_remote": "192.0.2.2"}}
+               "gretap": {"gre_local": "192.0.2.1", "gre_remote": "192.0.2.2"},
+               "ip6gre": {"ip6gre_local": "2001:db8::1", "ip6gre_remote": "2001:db8::2"},
+               "ip6gretap": {"ip6gre_local": "2001:db8::1", "ip6gre_remote": "2001:db8::2"}}
 
 
 def _probe(kinds: list[str]) -> None:
@@ -85,19 +92,34 @@ def require(kinds: list[str]) -> None:
 
 
 def _link_args(step: TunnelDevice) -> dict:
+    """pyroute2's arguments for the device; the underlay's version follows `local`."""
     args = {"ifname": step.ifname, "index": step.index, "kind": step.kind}
     if step.mtu:
         args["mtu"] = step.mtu
     if step.kind == "vxlan":
-        args.update(vxlan_id=step.vni, vxlan_port=step.port, vxlan_local=step.local,
-                    vxlan_learning=1, vxlan_ttl=TTL)
-        if len(step.peers) == 1:
-            args["vxlan_group"] = step.peers[0]
+        args.update(_vxlan_args(step))
+    elif step.kind.startswith("ip6"):
+        args.update(ip6gre_local=step.local, ip6gre_remote=step.peers[0], ip6gre_ttl=TTL,
+                    ip6gre_flags=IGN_ENCAP_LIMIT)
+        if step.gre_key is not None:
+            args.update(ip6gre_ikey=step.gre_key, ip6gre_okey=step.gre_key,
+                        ip6gre_iflags=GRE6_KEY_FLAG, ip6gre_oflags=GRE6_KEY_FLAG)
     else:
         args.update(gre_local=step.local, gre_remote=step.peers[0], gre_ttl=TTL)
         if step.gre_key is not None:
             args.update(gre_ikey=step.gre_key, gre_okey=step.gre_key,
                         gre_iflags=GRE_KEY_FLAG, gre_oflags=GRE_KEY_FLAG)
+    return args
+
+
+def _vxlan_args(step: TunnelDevice) -> dict:
+    """VXLAN over IPv4 (IFLA_VXLAN_LOCAL/GROUP) or IPv6 (IFLA_VXLAN_LOCAL6/GROUP6); one
+    peer is the device's remote, several get head-end replication entries instead."""
+    six = "6" if ipaddress.ip_address(step.local).version == 6 else ""
+    args = {"vxlan_id": step.vni, "vxlan_port": step.port, f"vxlan_local{six}": step.local,
+            "vxlan_learning": 1, "vxlan_ttl": TTL}
+    if len(step.peers) == 1:
+        args[f"vxlan_group{six}"] = step.peers[0]
     return args
 
 
