@@ -43,7 +43,8 @@ class Drawing:
 
 
 def _iface_text(iface: Iface) -> str:
-    return f"{iface.ifname} {iface.address}" if iface.address else iface.ifname
+    """`eth0 10.0.0.2/24 2001:db8::2/64`: the interface and its addresses, both families."""
+    return " ".join([iface.ifname] + [str(a) for a in (iface.address, iface.address6) if a])
 
 
 def _tunnel_ends(raw: Any) -> list[str]:
@@ -87,7 +88,7 @@ def build(topo: Topology, compiled: Compiled) -> Drawing:
     ids: dict[str, str] = {}
     for i, net in enumerate(topo.networks.values()):
         ids["net:" + net.name] = f"s{i}"
-        label = [net.name] + ([str(net.subnet)] if net.subnet else [])
+        label = [net.name] + [str(p) for p in (net.subnet, net.subnet6) if p]
         gateway = compiled.gateways.get(net.name)
         if gateway:
             label.append(f"gw {gateway}")

@@ -25,11 +25,12 @@ def _node_of(meta: dict, ns: str) -> str:
     return ns
 
 
-def _address(meta: dict, node: str, ifname: str) -> str | None:
+def _addresses(meta: dict, node: str, ifname: str) -> dict[str, str | None]:
+    """{"address": IPv4 CIDR, "address6": IPv6 CIDR} of an interface (None where absent)."""
     for iface in meta.get("nodes", {}).get(node, {}).get("interfaces", []):
         if iface["ifname"] == ifname:
-            return iface.get("address")
-    return None
+            return {"address": iface.get("address"), "address6": iface.get("address6")}
+    return {"address": None, "address6": None}
 
 
 class _LinkStates:
@@ -77,7 +78,7 @@ def links(state) -> list[dict]:
             ends = []
             for ns, ifname in ((s.ns, s.ifname), (s.peer_ns, s.peer)):
                 node = _node_of(meta, ns)
-                ends.append({"node": node, "ifname": ifname, "address": _address(meta, node, ifname),
+                ends.append({"node": node, "ifname": ifname, **_addresses(meta, node, ifname),
                              "state": live.get(ns, ifname) if live else "unknown"})
             result.append({"endpoints": ends, "mtu": s.mtu,
                            "up": all(e["state"] in ("up", "unknown") for e in ends)})
@@ -114,8 +115,8 @@ def _link_lines(entry: dict) -> list[str]:
     lines = []
     for link in entry.get("links", []):
         a, b = link["endpoints"]
-        text = " <-> ".join(f"{e['node']}:{e['ifname']}" + (f" {e['address']}" if e["address"] else "")
-                            for e in (a, b))
+        text = " <-> ".join(" ".join([f"{e['node']}:{e['ifname']}"] + [
+            e[k] for k in ("address", "address6") if e.get(k)]) for e in (a, b))
         states = {e["state"] for e in (a, b)}
         note = "" if states <= {"up"} else "  " + "/".join(e["state"] for e in (a, b)).upper()
         lines.append(f"    {text}{note}")

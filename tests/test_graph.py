@@ -42,6 +42,16 @@ def test_drawing_has_every_node_network_link_and_tunnel():
     assert "site-a gre-1 172.16.9.1" in text                 # the tunnel's addresses
 
 
+def test_dual_stack_drawing_shows_both_families():
+    example = pathlib.Path(__file__).parent.parent / "topologies" / "dualstack.yml"
+    text = graph.render(load_file(str(example)), "mermaid")
+    assert "lan-a<br/>10.71.1.0/24<br/>2001:db8:71:1::/64" in text     # a network's subnets
+    assert "v6only<br/>2001:db8:71:3::/64" in text
+    assert "eth0 10.71.1.2 2001:db8:71:1::2" in text                     # pc1's interface
+    assert '"eth0 2001:db8:71:3::2"' in text                             # the IPv6-only sensor
+    assert "r1 eth1 10.71.12.1 2001:db8:71:12::<br/>" in text            # a dual-stack link
+
+
 def _netlab(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True,
                           text=True, timeout=60, cwd=cwd)

@@ -49,6 +49,7 @@ def test_status_shows_both_families(deploy):
                           capture_output=True, text=True).stdout
     assert "eth0=10.71.1.2/24+2001:db8:71:1::2/64" in text          # pc1, dual stack
     assert "eth0=2001:db8:71:3::2/64" in text                        # sensor, IPv6 only
+    assert "r1:eth1 10.71.12.1/30 2001:db8:71:12::/127 <-> r2:eth2 10.71.12.2/30 2001:db8:71:12::1/127" in text
 
 
 SCRIPT = """

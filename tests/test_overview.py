@@ -70,8 +70,8 @@ def test_status_shows_links_and_their_state(deploy):
     deploy(LAB)
     entry = json.loads(_status("--json").stdout)[0]
     assert entry["links"] == [{"endpoints": [
-        {"node": "r1", "ifname": "eth5", "address": "192.0.2.9/30", "state": "up"},
-        {"node": "r2", "ifname": "eth5", "address": "192.0.2.10/30", "state": "up"}],
+        {"node": "r1", "ifname": "eth5", "address": "192.0.2.9/30", "address6": None, "state": "up"},
+        {"node": "r2", "ifname": "eth5", "address": "192.0.2.10/30", "address6": None, "state": "up"}],
         "mtu": None, "up": True}]
     assert "    r1:eth5 192.0.2.9/30 <-> r2:eth5 192.0.2.10/30\n" in _status().stdout
     nsexec("plstat-r2", "ip", "link", "set", "eth5", "down", check=True)
