@@ -72,6 +72,9 @@ def _uses_ipv6(topo: Topology) -> str | None:
     for link in topo.links:
         if link.subnet6 is not None:
             return f"links[{link.position}].subnet6"
+    for i, tunnel in enumerate(topo.tunnels or []):
+        if isinstance(tunnel, dict) and tunnel.get("subnet6"):      # a gre tunnel's own
+            return f"tunnels[{i}].subnet6"
     return None
 
 

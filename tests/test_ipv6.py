@@ -79,3 +79,20 @@ def test_host_with_ipv6_disabled_deploys_ipv4_and_refuses_ipv6(tmp_path):
         "netlab: networks.lan-a.subnet6: this lab uses IPv6, but IPv6 is disabled on this host "
         "(net.ipv6.conf.all.disable_ipv6=1); enable it or remove the IPv6 subnets")
     assert "v4 deployed" in r.stdout and "v4 pings" in r.stdout, r.stdout + r.stderr
+
+
+def test_every_place_that_asks_for_ipv6_is_named_for_the_refusal():
+    from netlab.lab import _uses_ipv6
+    from netlab.loader import load_text
+    assert _uses_ipv6(load_text(lab_text())) == "networks.lan-a.subnet6"
+    gre = """
+name: core-v6gre
+networks: {wan: {subnet: 10.74.0.0/24}}
+nodes:
+  a: {kind: router, networks: [wan]}
+  b: {kind: router, networks: [wan]}
+tunnels:
+  - {type: gre, endpoints: [a, b], subnet: 172.16.74.0/30, subnet6: "2001:db8:74::/127"}
+"""
+    assert _uses_ipv6(load_text(gre)) == "tunnels[0].subnet6"
+    assert _uses_ipv6(load_text(gre.replace(', subnet6: "2001:db8:74::/127"', ""))) is None
