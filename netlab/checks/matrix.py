@@ -173,6 +173,7 @@ class Run:
                 self.idents[p.src] = netio.new_ident()
             if (p.src, p.ip) not in self.socks:
                 sock = (netio.icmp6_socket if p.ip == 6 else netio.icmp_socket)(self.view.ns[p.src])
+                netio.only_replies_and_errors(sock)
                 self.socks[(p.src, p.ip)] = sock
                 self.by_fd[sock.fileno()] = (p.src, p.ip)
                 self.poller.register(sock.fileno(), select.EPOLLIN)
@@ -212,16 +213,16 @@ class Run:
             src, ip = self.by_fd[fd]
             ident = self.idents[src]
             t = time.monotonic()
-            for msg in netio.drain(self.socks[(src, ip)]):
-                p = self.by_seq.get((src, ip, msg.seq)) if msg.ident == ident else None
+            for their_ident, seq, source, error in netio.drain_replies(self.socks[(src, ip)]):
+                p = self.by_seq.get((src, ip, seq)) if their_ident == ident else None
                 if p is None:
                     continue
-                if msg.type == netio.ICMP_ECHO_REPLY and msg.src == p.addr:
-                    if p.key not in self.ok:
+                if error is None:
+                    if source == p.addr and p.key not in self.ok:
                         self.ok[p.key] = t - self.sent_at.get(p.key, t)
                         got.append(p.key)
-                elif msg.type != netio.ICMP_ECHO_REPLY and msg.inner_dst == p.addr:
-                    self.errors[p.key] = describe_error(msg, self.view)
+                elif error.inner_dst == p.addr:
+                    self.errors[p.key] = describe_error(error, self.view)
         return got
 
     def round(self, probes: list[Probe], deadline: float, resend: float, quiet: float | None) -> None:
@@ -329,9 +330,7 @@ def _in_rounds(run: Run, forgetter: Forgetter, view: LabView, nodes: list[str], 
                 run.round(batch, max(deadline, time.monotonic() + QUIET), resend, None)
             else:
                 run.round(batch, time.monotonic() + 3600, resend, QUIET)
-            finished = not queue and (last_pass or all(p.key in run.ok for p in probes))
-            if not finished:          # the last round's entries stay, as after one round
-                forgetter.forget(_entries_of(batch))
+            forgetter.forget(_entries_of(batch))    # the last one's too: the table is the host's
             rounds += 1
             for ip in (4, 6):
                 now = table_use(ip).overflows

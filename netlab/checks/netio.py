@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import itertools
 import os
 import socket
@@ -90,8 +91,19 @@ def checksum(data: bytes) -> int:
 
 
 def echo_request(ident: int, seq: int, payload: bytes = b"netlab") -> bytes:
-    header = struct.pack("!BBHHH", ICMP_ECHO, 0, 0, ident, seq)
-    return struct.pack("!BBHHH", ICMP_ECHO, 0, checksum(header + payload), ident, seq) + payload
+    """An ICMP echo request; the checksum adds the header's words to the payload's sum,
+    kept from the last payloads (the all-pairs matrix sends thousands with one payload)."""
+    total = (ICMP_ECHO << 8) + ident + seq + _word_sum(payload)
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return struct.pack("!BBHHH", ICMP_ECHO, 0, ~total & 0xFFFF, ident, seq) + payload
+
+
+@functools.lru_cache(maxsize=64)
+def _word_sum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    return sum(struct.unpack(f"!{len(data) // 2}H", data))
 
 
 def padded(size: int, stamp: bytes = b"netlab", v6: bool = False) -> bytes:
@@ -213,6 +225,51 @@ def drain(sock: socket.socket) -> Iterable[Icmp]:
         msg = parse6(packet, peer[0].split("%")[0]) if v6 else parse(packet)
         if msg is not None:
             yield msg
+
+
+SOL_RAW, ICMP_FILTER, ICMP6_FILTER = 255, 1, 1
+
+
+def only_replies_and_errors(sock: socket.socket) -> None:
+    """Have the kernel keep from a raw ICMP/ICMPv6 socket every message but echo replies,
+    unreachable, too big and time exceeded: in a busy namespace it also sees every echo
+    request the node answers."""
+    if sock.family == socket.AF_INET6:
+        blocked = [0xFFFFFFFF] * 8                      # ICMP6_FILTER: a set bit blocks
+        for t in (ICMP6_UNREACH, ICMP6_TOO_BIG, ICMP6_TIME_EXCEEDED, ICMP6_ECHO_REPLY):
+            blocked[t >> 5] &= ~(1 << (t & 31))
+        sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("8I", *blocked))
+    else:
+        passed = (1 << ICMP_ECHO_REPLY) | (1 << ICMP_UNREACH) | (1 << ICMP_TIME_EXCEEDED)
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~passed & 0xFFFFFFFF))
+
+
+def drain_replies(sock: socket.socket) -> Iterable[tuple[int, int, str | None, Icmp | None]]:
+    """Like drain, for the all-pairs matrix that reads thousands of replies a round: an
+    echo reply comes as (ident, seq, source, None) without building an Icmp, an error
+    quoting one of our echoes as (ident, seq, None, Icmp)."""
+    v6 = sock.family == socket.AF_INET6
+    while True:
+        try:
+            if v6:
+                packet, peer = sock.recvfrom(65535)
+            else:
+                packet = sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return
+        if v6:
+            if len(packet) >= 8 and packet[0] == ICMP6_ECHO_REPLY:
+                yield (*struct.unpack_from("!HH", packet, 4), peer[0].split("%")[0], None)
+                continue
+            msg = parse6(packet, peer[0].split("%")[0])
+        else:
+            ihl = (packet[0] & 0x0F) * 4
+            if len(packet) >= ihl + 8 and packet[ihl] == ICMP_ECHO_REPLY:
+                yield (*struct.unpack_from("!HH", packet, ihl + 4), socket.inet_ntoa(packet[12:16]), None)
+                continue
+            msg = parse(packet)
+        if msg is not None and msg.type != ICMP_ECHO_REPLY:
+            yield msg.ident, msg.seq, None, msg
 
 
 _idents = itertools.count(os.getpid() * 7919)

@@ -96,8 +96,9 @@ def test_fifty_hosts_all_pairs_without_touching_the_hosts_cap(big_lab):
     after = neigh.table_use(4)
     assert after.cap == before.cap                    # the host's setting is left alone
     assert after.overflows == before.overflows        # and its table never overflowed
-    # a lab in rounds leaves no more learnt entries behind than one round made
-    assert after.entries <= before.entries + before.room()
+    # a lab probed in rounds leaves no learnt entries behind (the table is the host's)
+    if m.rounds > 1:
+        assert learnt("mx-big-h01") == [] and learnt("mx-big-h50") == []
 
 
 @pytest.mark.kernel
@@ -115,7 +116,7 @@ def test_rounds_cover_both_families_and_keep_configured_entries(dual_lab, monkey
     assert m.reachable == 42
     perm = nsexec("mx-dual-a", "ip", "neigh", "show", "10.72.0.3").stdout
     assert "PERMANENT" in perm and mac in perm
-    assert len(learnt("mx-dual-c")) <= 4                  # a round's worth at most
+    assert learnt("mx-dual-c") == []
 
 
 @pytest.mark.kernel
