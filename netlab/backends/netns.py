@@ -31,7 +31,10 @@ def configure_inside(step: Namespace, lab: str) -> IPRoute:
         kernel.write_sysctl("net.ipv6.conf.all.accept_dad", "0")
         # A link taken down (`netlab fault down`, or by hand) keeps its static IPv6
         # addresses, as IPv4 ones are kept, so `up` brings the same link back.
-        kernel.write_sysctl("net.ipv6.conf.all.keep_addr_on_down", "1")
+        try:
+            kernel.write_sysctl("net.ipv6.conf.all.keep_addr_on_down", "1")
+        except FileNotFoundError:      # kernels before 4.6
+            pass
         if step.role == "router":
             kernel.write_sysctl("net.ipv6.conf.all.forwarding", "1")
     return ipr

@@ -12,7 +12,10 @@ unanswered gets one last try at the end with the rest of the time.
 from __future__ import annotations
 
 import errno
+import functools
+import ipaddress
 import math
+import resource
 import select
 import socket
 import time
@@ -22,7 +25,7 @@ from typing import NamedTuple
 from . import netio
 from .l3 import describe_error
 from .labinfo import LabView
-from .neigh import Entry, Forgetter, table_use
+from .neigh import MIN_ROOM, Entry, Forgetter, table_use
 
 QUIET = 0.05                # a round (of several) moves on when no reply came for this
                             # long; the kernel answers inside sendto on an idle host, and
@@ -91,8 +94,10 @@ def probes_of(view: LabView, nodes: list[str], families: tuple[int, ...] = (4, 6
                 for seg, ifname, a in ifs[d]:
                     if seg in mine:
                         my_if, my_addr = mine[seg]
-                        entries = frozenset((Entry(ns_s, my_if, a, ip), Entry(view.ns[d], ifname, my_addr, ip)))
-                        probes.append(Probe(s, d, ip, a, entries))
+                        entries = (Entry(ns_s, my_if, a, ip), Entry(view.ns[d], ifname, my_addr, ip))
+                        if ip == 6:
+                            entries += (Entry(ns_s, my_if, solicited_node(a), 6),)
+                        probes.append(Probe(s, d, ip, a, frozenset(entries)))
                         break
                 else:
                     probes.append(Probe(s, d, ip, ifs[d][0][2], via_gateway[s] | via_gateway[d]))
@@ -102,17 +107,28 @@ def probes_of(view: LabView, nodes: list[str], families: tuple[int, ...] = (4, 6
 
 
 def _gateway_entries(view: LabView, node: str, ip: int) -> list[Entry]:
-    """The entries a node and its gateway hold about each other (for routed probes; the
-    routers further on are not counted)."""
-    gw = view.gateway_of(node)
-    if not gw:
-        return []
+    """The entries a node and its gateway hold about each other in one family (for routed
+    probes; the routers further on are not counted)."""
     for ni in view.ifaces.get(node, []):
-        for gi in view.ifaces.get(gw[0], []):
+        gw = view.gateways.get(ni.segment)
+        if not gw or gw == node:
+            continue
+        for gi in view.ifaces.get(gw, []):
             na, ga = (ni.address6, gi.address6) if ip == 6 else (ni.address, gi.address)
             if ni.segment == gi.segment and na and ga:
-                return [Entry(view.ns[node], ni.ifname, ga, ip), Entry(view.ns[gw[0]], gi.ifname, na, ip)]
+                entries = [Entry(view.ns[node], ni.ifname, ga, ip), Entry(view.ns[gw], gi.ifname, na, ip)]
+                if ip == 6:
+                    entries.append(Entry(view.ns[node], ni.ifname, solicited_node(ga), 6))
+                return entries
     return []
+
+
+@functools.lru_cache(maxsize=4096)
+def solicited_node(address: str) -> str:
+    """The multicast group a Neighbor Solicitation for `address` goes to; the asker's kernel
+    keeps a (NOARP) neighbour entry for it, which counts like any other."""
+    low = int(ipaddress.IPv6Address(address)) & 0xFFFFFF
+    return str(ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | low))
 
 
 # ---- rounds -----------------------------------------------------------------------------
@@ -268,12 +284,13 @@ def all_pairs(view: LabView, nodes: list[str] | None = None, timeout: float = 2.
     nodes = sorted(nodes or view.ns)
     probes, no_address = probes_of(view, nodes, families)
     need = _entries_of(probes)
+    _enough_files(len({(p.src, p.ip) for p in probes}) + len(nodes))
     run, forgetter = Run(view), Forgetter()
     notes: list[str] = []
     rounds = 0
     try:
         room = _room()
-        if not _fits(need, room) and (_fits(need, _room(empty=True)) or _crowded()):
+        if not _fits(need, room) and (_fits(need, _room(empty=True)) or _half_full()):
             # forget the lab's own entries first (learnt ones only): left from an earlier
             # run, they may be what takes the room
             _open_forgetter(forgetter, view, nodes)
@@ -297,7 +314,7 @@ def _fits(entries: set[Entry], room: dict[int, int]) -> bool:
     return all(sum(1 for e in entries if e.ip == ip) <= room[ip] for ip in (4, 6))
 
 
-def _crowded() -> bool:
+def _half_full() -> bool:
     """A table more than half full."""
     return any(u.entries > u.cap // 2 for u in map(table_use, (4, 6)))
 
@@ -314,29 +331,47 @@ def _open_forgetter(forgetter: Forgetter, view: LabView, nodes: list[str]) -> No
 
 def _in_rounds(run: Run, forgetter: Forgetter, view: LabView, nodes: list[str], probes: list[Probe],
                room: dict[int, int], deadline: float, resend: float, notes: list[str]) -> int:
-    """Rounds that fit the tables' room, each one's entries forgotten after it; then one
-    more pass over what is unanswered, with the time that is left."""
+    """Rounds that fit the tables' room (read again before each: the table is shared),
+    each one's entries forgotten after it; then one more pass over what is unanswered,
+    until the deadline (its first round may wait for the lab to converge)."""
     _open_forgetter(forgetter, view, nodes)
     smallest = min(r for ip, r in room.items() if any(p.ip == ip for p in probes))
     block = max(1, math.isqrt(max(1, smallest) // 2))
-    rounds, overflows = 0, {ip: table_use(ip).overflows for ip in (4, 6)}
+    rounds, shrink = 0, {4: 1, 6: 1}
+    overflows = {ip: table_use(ip).overflows for ip in (4, 6)}
+    families = {p.ip for p in probes}
     for last_pass in (False, True):
         queue = block_order([p for p in probes if p.key not in run.ok], nodes, block)
-        if last_pass and not queue:
-            break
+        first = True
         while queue:
-            batch, queue = next_round(queue, room)
-            if last_pass:      # convergence: the first batch may wait until the deadline
+            if last_pass and not first and time.monotonic() >= deadline:
+                break            # the wait is spent: what is left keeps its verdict
+            uses = {ip: table_use(ip) for ip in (4, 6)}
+            batch, queue = next_round(queue, {ip: max(MIN_ROOM, uses[ip].room() // shrink[ip]) for ip in (4, 6)})
+            if last_pass:
                 run.round(batch, max(deadline, time.monotonic() + QUIET), resend, None)
             else:
                 run.round(batch, time.monotonic() + 3600, resend, QUIET)
             forgetter.forget(_entries_of(batch))    # the last one's too: the table is the host's
-            rounds += 1
-            for ip in (4, 6):
+            rounds, first = rounds + 1, False
+            for ip in families:
+                if uses[ip].crowded() and not any(f"IPv{ip} neighbour table" in n for n in notes):
+                    notes.append(f"the host's IPv{ip} neighbour table is nearly full ({uses[ip].entries} of "
+                                 f"{uses[ip].cap} entries): rounds are small and slow")
                 now = table_use(ip).overflows
                 if now > overflows[ip]:
                     notes.append(f"the kernel's IPv{ip} neighbour table overflowed during round {rounds} "
                                  f"(it is shared with the whole host); its rounds are now smaller")
-                    room[ip] = max(8, room[ip] // 2)
+                    shrink[ip] *= 2
                     overflows[ip] = now
     return rounds
+
+
+def _enough_files(sockets: int) -> None:
+    """Raise the soft limit on open files (to at most the hard one) so that a socket per
+    node, family and namespace fits: 1,000 nodes need 2,000 or more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = sockets + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        top = want if hard == resource.RLIM_INFINITY else min(hard, want)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, top), hard))

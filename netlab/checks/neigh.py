@@ -14,6 +14,7 @@ errors). Building the same messages through pyroute2 costs about 30 us each, and
 """
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NDA_DST = 1
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
-CHUNK = 64 << 10                     # bytes per sendmsg (well under the socket's sndbuf)
+CHUNK = 64 << 10                     # bytes per sendmsg at most (and half the socket's sndbuf)
+MIN_ROOM = 16
 STAT = {4: "/proc/net/stat/arp_cache", 6: "/proc/net/stat/ndisc_cache"}
 CAP = {4: "/proc/sys/net/ipv4/neigh/default/gc_thresh3",
        6: "/proc/sys/net/ipv6/neigh/default/gc_thresh3"}
@@ -41,11 +43,13 @@ class TableUse(NamedTuple):
 
     def room(self) -> int:
         """Entries the matrix may add: the cap less what is there and a reserve, so the
-        host's own neighbours (its uplink, other labs) never find the table full; but at
-        least a quarter of the cap, since a full table frees its entries idle for 5 s
-        when it needs room (the kernel's forced garbage collection)."""
+        host's own neighbours (its uplink, other labs) never find the table full (a few
+        at least, so a crowded host makes rounds small, not impossible)."""
         reserve = max(64, self.cap // 8)
-        return max(self.cap // 4, self.cap - self.entries - reserve)
+        return max(MIN_ROOM, self.cap - self.entries - reserve)
+
+    def crowded(self) -> bool:
+        return self.cap - self.entries - max(64, self.cap // 8) < MIN_ROOM * 4
 
 
 def table_use(ip: int) -> TableUse:
@@ -77,10 +81,11 @@ class Entry(NamedTuple):
 @dataclass
 class Forgetter:
     """rtnetlink sockets inside lab namespaces that delete neighbour entries in bulk,
-    sparing the ones that were permanent (configured, not learnt) when it first looked."""
+    sparing the ones that were configured (not learnt) when it first looked."""
     socks: dict[str, socket.socket] = field(default_factory=dict)
     ifindex: dict[tuple[str, str], int] = field(default_factory=dict)
     keep: set[tuple[str, int, bytes]] = field(default_factory=set)     # (ns, ifindex, addr)
+    chunk: int = CHUNK
 
     def open(self, ns: str, ifnames: set[str]) -> None:
         """A socket in `ns`, the indexes of its interfaces, and its permanent entries."""
@@ -93,9 +98,16 @@ class Forgetter:
                     self.ifindex[(ns, name)] = socket.if_nametoindex(name)
                 except OSError:
                     pass
-        sock.bind((0, 0))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * CHUNK)
+            sock.bind((0, 0))
+            keep = _permanent(sock)
+        except OSError:
+            sock.close()             # fail closed: nothing is forgotten in this namespace
+            return
+        self.chunk = min(CHUNK, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 - 64)
         self.socks[ns] = sock
-        self.keep |= {(ns, idx, addr) for idx, addr in _permanent(sock)}
+        self.keep |= {(ns, idx, addr) for idx, addr in keep}
 
     def forget(self, entries: set[Entry]) -> int:
         """Delete these entries (absent ones are fine); returns how many were asked."""
@@ -109,7 +121,7 @@ class Forgetter:
                 continue
             batches.setdefault(e.ns, []).append(_delneigh(FAMILY[e.ip], idx, addr))
         for ns, messages in batches.items():
-            _send_all(self.socks[ns], messages)
+            _send_all(self.socks[ns], messages, self.chunk)
         return sum(len(m) for m in batches.values())
 
     def close(self) -> None:
@@ -124,12 +136,12 @@ def _delneigh(family: int, ifindex: int, addr: bytes) -> bytes:
     return struct.pack("IHHII", 16 + len(body), RTM_DELNEIGH, NLM_F_REQUEST, 0, 0) + body
 
 
-def _send_all(sock: socket.socket, messages: list[bytes]) -> None:
+def _send_all(sock: socket.socket, messages: list[bytes], limit: int) -> None:
     """Send in chunks; the kernel handles each chunk inside sendmsg. Its error replies
     (ENOENT for entries already gone) are read and dropped."""
     chunk, size = [], 0
     for m in messages + [b""]:
-        if chunk and (not m or size + len(m) > CHUNK):
+        if chunk and (not m or size + len(m) > limit):
             sock.send(b"".join(chunk))
             _drain(sock)
             chunk, size = [], 0
@@ -144,27 +156,37 @@ def _drain(sock: socket.socket) -> None:
             sock.recv(1 << 16, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError:          # ENOBUFS: errors we would drop anyway overflowed
-            continue
+        except OSError as err:   # ENOBUFS: error replies we would drop anyway overflowed
+            if err.errno != errno.ENOBUFS:
+                return
 
 
 def _permanent(sock: socket.socket) -> list[tuple[int, bytes]]:
-    """(ifindex, address) of the namespace's permanent or NOARP entries, from one dump of
-    both families."""
+    """(ifindex, address) of the namespace's configured entries (permanent, or NOARP for a
+    unicast address), from one dump of both families."""
     body = struct.pack("BBHiHBB", socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0)
     sock.send(struct.pack("IHHII", 16 + len(body), RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body)
     return [(ifindex, addr) for ifindex, state, addr in _dump_replies(sock)
-            if state & (NUD_PERMANENT | NUD_NOARP) and addr]
+            if addr and (state & NUD_PERMANENT or (state & NUD_NOARP and not _multicast(addr)))]
+
+
+def _multicast(addr: bytes) -> bool:
+    """The kernel makes NOARP entries of its own for multicast destinations (the
+    solicited-node group of every IPv6 neighbour asked): those are not configuration."""
+    return addr[0] == 0xFF if len(addr) == 16 else 224 <= addr[0] <= 239
 
 
 def _dump_replies(sock: socket.socket):
-    """(ifindex, state, NDA_DST) of each reply of a neighbour dump, until NLMSG_DONE."""
+    """(ifindex, state, NDA_DST) of each reply of a neighbour dump, until NLMSG_DONE; an
+    error reply raises (the caller then forgets nothing there: fail closed)."""
     while True:
         data = sock.recv(1 << 20)
         at = 0
         while at + 16 <= len(data):
             length, kind = struct.unpack_from("IH", data, at)
-            if kind in (NLMSG_DONE, NLMSG_ERROR) or length < 16:
+            if kind == NLMSG_ERROR:
+                raise OSError(-struct.unpack_from("i", data, at + 16)[0], "neighbour dump refused")
+            if kind == NLMSG_DONE or length < 16:
                 return
             _, _, _, ifindex, state, _, _ = struct.unpack_from("BBHiHBB", data, at + 16)
             yield ifindex, state, _attr(data, at + 28, at + length, NDA_DST)

@@ -121,9 +121,21 @@ class Driver:
     def _set_state(self, ns: str, dev: str, up: bool) -> None:
         ipr = self.ctx.ipr(ns)
         index = self.ctx.index(ns, dev)
+        if not up:
+            keep_ipv6_addresses(ns)
         ipr.link("set", index=index, state="up" if up else "down")
         if up:
             # the kernel drops routes through a device that goes down: put the lab's back
             for r in self.facts.routes.get((ns, dev), []):
                 dst = "0.0.0.0/0" if r.dst == "default" else r.dst
                 ipr.route("replace", dst=dst, gateway=r.via, oif=index)
+
+
+def keep_ipv6_addresses(ns: str) -> None:
+    """IPv6 drops static addresses when a link goes down (unlike IPv4) unless
+    keep_addr_on_down is set; labs set it at `up`, this covers labs made before that."""
+    try:
+        with kernel.entered(ns):
+            kernel.write_sysctl("net.ipv6.conf.all.keep_addr_on_down", "1")
+    except OSError:          # no IPv6, or a kernel without the setting (before 4.6)
+        pass

@@ -49,7 +49,33 @@ def test_blocks_of_nodes_go_together():
 
 def test_room_keeps_a_reserve_and_a_floor():
     assert neigh.TableUse(1024, 0, 0).room() == 1024 - 128
-    assert neigh.TableUse(1024, 1000, 0).room() == 256        # idle entries free themselves
+    assert neigh.TableUse(1024, 1000, 0).room() == neigh.MIN_ROOM      # crowded: small rounds
+    assert neigh.TableUse(1024, 1000, 0).crowded() and not neigh.TableUse(1024, 0, 0).crowded()
+
+
+def test_solicited_node_groups():
+    assert M.solicited_node("2001:db8:71:1::1") == "ff02::1:ff00:1"
+    assert M.solicited_node("2001:db8::ab:cdef:1234") == "ff02::1:ffef:1234"
+
+
+def test_ipv6_probes_count_the_solicited_node_entry_and_gateways_per_family():
+    view = LabView.from_meta("t", {"nodes": {
+        "a": {"ns": "t-a", "interfaces": [{"ifname": "eth0", "segment": "lan", "address": None,
+                                            "address6": "2001:db8::1/64"}]},
+        "b": {"ns": "t-b", "interfaces": [{"ifname": "eth0", "segment": "lan", "address": None,
+                                            "address6": "2001:db8::2/64"}]},
+        "r": {"ns": "t-r", "kind": "router", "interfaces": [
+            {"ifname": "eth0", "segment": "lan", "address": None, "address6": "2001:db8::ff/64"},
+            {"ifname": "eth1", "segment": "far", "address": None, "address6": "2001:db8:1::ff/64"}]},
+        "c": {"ns": "t-c", "interfaces": [{"ifname": "eth0", "segment": "far", "address": None,
+                                            "address6": "2001:db8:1::1/64"}]}},
+        "networks": {"lan": {"gateway": "r"}, "far": {"gateway": "r"}}})
+    probes = {p.key: p for p in M.probes_of(view, ["a", "b", "c", "r"])[0]}
+    assert set(probes[("a", "b", 6)].entries) == {
+        Entry("t-a", "eth0", "2001:db8::2", 6), Entry("t-b", "eth0", "2001:db8::1", 6),
+        Entry("t-a", "eth0", "ff02::1:ff00:2", 6)}
+    routed = probes[("a", "c", 6)].entries         # a and c with their (IPv6-only) gateway
+    assert Entry("t-a", "eth0", "2001:db8::ff", 6) in routed and Entry("t-r", "eth1", "2001:db8:1::1", 6) in routed
 
 
 # ---- on the real kernel -----------------------------------------------------------------
@@ -81,9 +107,12 @@ def view_of(name: str) -> LabView:
 
 
 def learnt(ns: str) -> list[str]:
-    """Neighbour entries the kernel learnt in a namespace (not permanent ones)."""
+    """Neighbour entries the kernel learnt in a namespace for lab addresses and their
+    solicited-node groups (not permanent ones; not link-local ones, which routers use to
+    ask for the hosts they forward to: a few per router, not counted)."""
     out = nsexec(ns, "ip", "neigh", "show", "nud", "all").stdout.splitlines()
-    return [line for line in out if "PERMANENT" not in line and "NOARP" not in line and line.strip()]
+    return [line for line in out if line.strip() and "PERMANENT" not in line
+            and not line.startswith(("fe80:", "ff02::1 ", "ff02::2 ", "ff02::16 "))]
 
 
 @pytest.mark.kernel
@@ -110,6 +139,7 @@ def test_rounds_cover_both_families_and_keep_configured_entries(dual_lab, monkey
     small = neigh.TableUse(16, 0, 0)                  # rounds of a few entries each
     monkeypatch.setattr(M, "table_use", lambda ip: small._replace(overflows=neigh.table_use(ip).overflows))
     monkeypatch.setattr(neigh.TableUse, "room", lambda self: 4)
+    monkeypatch.setattr(M, "MIN_ROOM", 4)
     m = M.all_pairs(view)
     assert not m.failed and m.rounds > 5
     assert m.families() == {4: (30, 30), 6: (42, 42)}     # s speaks IPv6 only
@@ -122,6 +152,7 @@ def test_rounds_cover_both_families_and_keep_configured_entries(dual_lab, monkey
 @pytest.mark.kernel
 def test_a_dead_host_fails_its_pairs_only_and_in_bounded_time(dual_lab, monkeypatch):
     monkeypatch.setattr(neigh.TableUse, "room", lambda self: 6)
+    monkeypatch.setattr(M, "MIN_ROOM", 6)
     rules = "add table inet mxtest; add chain inet mxtest in { type filter hook input priority 0; policy drop; }"
     nsexec("mx-dual-e", "nft", rules, check=True)
     try:
