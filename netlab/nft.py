@@ -221,7 +221,14 @@ def _snat_to(where: str, value: Any, ipv6: bool, problems: Problems) -> str | No
     if version == 6 and not ipv6:
         problems.add(where, f"{value} is IPv6 but {NAT66}")
         return None
+    if not _unicast(ipaddress.ip_address(str(value))):
+        problems.add(where, f"{value} is not a unicast address to translate to")
+        return None
     return str(ipaddress.ip_address(str(value)))
+
+
+def _unicast(address) -> bool:
+    return not (address.is_unspecified or address.is_multicast or address.is_loopback)
 
 
 def _out(names: Names, where: str, item: dict, problems: Problems) -> str | None:
@@ -305,6 +312,9 @@ def _target(names: Names, where: str, value: Any, ipv6: bool,
         net = ipaddress.ip_network(ref.value)
         if net.prefixlen != net.max_prefixlen:
             problems.add(where, f"'{host}' is not one address; forward to a node or a single address")
+            return None, None
+        if not _unicast(net.network_address):
+            problems.add(where, f"'{host}' is not a unicast address a server could have")
             return None, None
         if net.version == 6 and not ipv6:
             problems.add(where, f"{host} is IPv6 but {NAT66}")
