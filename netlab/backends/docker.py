@@ -358,8 +358,9 @@ class DockerRuntime:
                 self._unname_stale(ctx.lab, step)
             self._attach(step, started)
             attached = True
+            host_ipv6 = kernel.ipv6_available()
             with kernel.entered(step.ns):
-                ctx.adopt(step.ns, configure_inside(step, ctx.lab))
+                ctx.adopt(step.ns, configure_inside(step, ctx.lab, enable_ipv6=host_ipv6))
         except BaseException:
             if attached:
                 kernel.delete(step.ns)

@@ -11,9 +11,17 @@ from ..plan import Namespace
 RUNTIMES: dict[str, object] = {}   # "container" -> runtime with create/delete/present
 
 
-def configure_inside(step: Namespace, lab: str) -> IPRoute:
-    """Settings made from inside a fresh namespace: returns a socket bound to it."""
+def configure_inside(step: Namespace, lab: str, enable_ipv6: bool = False) -> IPRoute:
+    """Settings made from inside a fresh namespace: returns a socket bound to it.
+    enable_ipv6: turn IPv6 on first (Docker turns it off in containers it does not wire
+    itself, and adding an IPv6 address there is then refused: EACCES)."""
     ipr = IPRoute()
+    if enable_ipv6:
+        for key in ("all", "default"):
+            try:
+                kernel.write_sysctl(f"net.ipv6.conf.{key}.disable_ipv6", "0")
+            except OSError:        # IPv6 not compiled in, or /proc/sys read-only
+                pass
     ipr.link("set", index=1, state="up", ifalias=mark(lab, step.node))
     # IPv4 settings of a new namespace are inherited from the host's (Docker turns
     # forwarding on there), so set forwarding explicitly: only routers forward.
