@@ -107,12 +107,16 @@ class Lab:
         """The network namespace of a node (`<lab>-<node>`)."""
         return self._node(node)["ns"]
 
-    def address(self, node: str, network: str | None = None) -> str:
-        """A node's IPv4 address (no prefix): on a network, or its first one."""
-        for iface in self._node(node)["interfaces"]:
-            if iface.get("address") and (network is None or iface["segment"] == network):
-                return iface["address"].split("/")[0]
-        raise KeyError(f"node {node} has no address" + (f" on {network}" if network else ""))
+    def address(self, node: str, network: str | None = None, ip: int | None = None) -> str:
+        """A node's address (no prefix): on a network, or its first one; IPv4 unless
+        ip=6 (or the node has IPv6 addresses only)."""
+        ifaces = [i for i in self._node(node)["interfaces"] if network is None or i["segment"] == network]
+        for key in {4: ["address"], 6: ["address6"], None: ["address", "address6"]}[ip]:
+            for iface in ifaces:
+                if iface.get(key):
+                    return iface[key].split("/")[0]
+        family = f" IPv{ip}" if ip else ""
+        raise KeyError(f"node {node} has no{family} address" + (f" on {network}" if network else ""))
 
     def _node(self, node: str) -> dict:
         try:

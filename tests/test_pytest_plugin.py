@@ -176,3 +176,20 @@ def test_the_example_passes(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", timeout=300)
     result.assert_outcomes(passed=5)
     assert gone("pl-demo", ("gw", "client", "server"))
+
+
+def test_lab_address_in_either_family():
+    from netlab.loader import load_text
+    from netlab.testing import Lab
+    meta = {"nodes": {
+        "a": {"ns": "t-a", "interfaces": [
+            {"ifname": "eth0", "segment": "lan", "address": "10.0.0.1/24", "address6": "2001:db8::1/64"},
+            {"ifname": "eth1", "segment": "v6", "address": None, "address6": "2001:db8:6::1/64"}]},
+        "s": {"ns": "t-s", "interfaces": [
+            {"ifname": "eth0", "segment": "v6", "address": None, "address6": "2001:db8:6::2/64"}]}}}
+    lab = Lab("t", load_text("name: t\n"), meta)
+    assert lab.address("a") == "10.0.0.1" and lab.address("a", ip=6) == "2001:db8::1"
+    assert lab.address("a", "v6") == "2001:db8:6::1"
+    assert lab.address("s") == "2001:db8:6::2"                 # IPv6 only: its IPv6 address
+    with pytest.raises(KeyError, match="no IPv4 address"):
+        lab.address("s", ip=4)
