@@ -187,7 +187,7 @@ def test_lab_address_in_either_family():
             {"ifname": "eth1", "segment": "v6", "address": None, "address6": "2001:db8:6::1/64"}]},
         "s": {"ns": "t-s", "interfaces": [
             {"ifname": "eth0", "segment": "v6", "address": None, "address6": "2001:db8:6::2/64"}]}}}
-    lab = Lab("t", load_text("name: t\n"), meta)
+    lab = Lab("t", load_text("name: t\nnodes: {a: {}}\n"), meta)
     assert lab.address("a") == "10.0.0.1" and lab.address("a", ip=6) == "2001:db8::1"
     assert lab.address("a", "v6") == "2001:db8:6::1"
     assert lab.address("s") == "2001:db8:6::2"                 # IPv6 only: its IPv6 address
