@@ -186,13 +186,14 @@ def generate():
 @generate.command(name="lan")
 @click.option("--hosts", type=click.IntRange(1, 60000), required=True)
 @click.option("--name", default="lan", show_default=True)
-def generate_lan(hosts, name):
+@click.option("--ipv6", is_flag=True, help="Dual stack: an IPv6 /64 beside the IPv4 subnet.")
+def generate_lan(hosts, name, ipv6):
     """N hosts on one segment."""
     from .generate import lan
     from .loader import LAB_NAME
     if not LAB_NAME.match(name):
         _fail(f"--name {name!r} must match ^[a-z][a-z0-9-]{{0,11}}$", 2)
-    click.echo(lan(hosts, name), nl=False)
+    click.echo(lan(hosts, name, ipv6), nl=False)
 # Commands of feature modules: imported only when used, so `netlab down` does not pay for them.
 LAZY_COMMANDS = {
     "check": "netlab.checks.cli:check",

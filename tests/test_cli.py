@@ -55,6 +55,8 @@ def test_generate_lan_prints_a_valid_topology():
     assert topo.name == "big" and len(topo.nodes) == 300
     assert topo.networks["lan"].subnet.prefixlen == 23
     assert run("generate", "lan", "--hosts", "3", "--name", "Bad_Name").exit_code == 2
+    dual = load_text(run("generate", "lan", "--hosts", "3", "--ipv6").output)
+    assert str(dual.networks["lan"].subnet6) == "2001:db8:1::/64"
 
 
 @pytest.mark.kernel
