@@ -211,18 +211,25 @@ def parse(packet: bytes) -> Icmp | None:
     return None
 
 
-def drain(sock: socket.socket) -> Iterable[Icmp]:
-    """Every message waiting on a non-blocking raw ICMP (or ICMPv6) socket."""
+def packets(sock: socket.socket) -> Iterable[tuple[bytes, str | None]]:
+    """Every packet waiting on a non-blocking raw ICMP (or ICMPv6) socket, with its source
+    for ICMPv6 (whose packets come without the IP header; None for ICMP)."""
     v6 = sock.family == socket.AF_INET6
     while True:
         try:
             if v6:
                 packet, peer = sock.recvfrom(65535)
+                yield packet, peer[0].split("%")[0]
             else:
-                packet = sock.recv(65535)
+                yield sock.recv(65535), None
         except (BlockingIOError, InterruptedError):
             return
-        msg = parse6(packet, peer[0].split("%")[0]) if v6 else parse(packet)
+
+
+def drain(sock: socket.socket) -> Iterable[Icmp]:
+    """Every message waiting on a non-blocking raw ICMP (or ICMPv6) socket."""
+    for packet, src6 in packets(sock):
+        msg = parse6(packet, src6) if src6 is not None else parse(packet)
         if msg is not None:
             yield msg
 
@@ -248,20 +255,12 @@ def drain_replies(sock: socket.socket) -> Iterable[tuple[int, int, str | None, I
     """Like drain, for the all-pairs matrix that reads thousands of replies a round: an
     echo reply comes as (ident, seq, source, None) without building an Icmp, an error
     quoting one of our echoes as (ident, seq, None, Icmp)."""
-    v6 = sock.family == socket.AF_INET6
-    while True:
-        try:
-            if v6:
-                packet, peer = sock.recvfrom(65535)
-            else:
-                packet = sock.recv(65535)
-        except (BlockingIOError, InterruptedError):
-            return
-        if v6:
+    for packet, src6 in packets(sock):
+        if src6 is not None:
             if len(packet) >= 8 and packet[0] == ICMP6_ECHO_REPLY:
-                yield (*struct.unpack_from("!HH", packet, 4), peer[0].split("%")[0], None)
+                yield (*struct.unpack_from("!HH", packet, 4), src6, None)
                 continue
-            msg = parse6(packet, peer[0].split("%")[0])
+            msg = parse6(packet, src6)
         else:
             ihl = (packet[0] & 0x0F) * 4
             if len(packet) >= ihl + 8 and packet[ihl] == ICMP_ECHO_REPLY:
