@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from netlab import dns
+from netlab import dns, dns_spec
 from netlab.backends.dns import DnsListen, DnsServer, DnsZone, server_conf
 from netlab.backends.resolv import DnsClient, client_files
 from netlab.compiler import compile_topology
@@ -152,7 +152,7 @@ def test_bridge_mac_is_stable_and_locally_administered():
     ("API", "api.x.lab"), ("a.x.lab.", "a.x.lab"), ("x.lab.", "x.lab"),
     ("a.other.", None), ("bad name", None), ("-a", None), ("a..b", None)])
 def test_qualify(name, expected):
-    assert dns.qualify(name, "x.lab") == expected
+    assert dns_spec.qualify(name, "x.lab") == expected
 
 
 def test_steps_survive_the_state_file_unchanged():
