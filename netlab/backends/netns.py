@@ -37,15 +37,20 @@ def configure_inside(step: Namespace, lab: str, enable_ipv6: bool = False) -> IP
         # addresses (link-local ones too) are usable the moment `up` returns.
         kernel.write_sysctl("net.ipv6.conf.default.accept_dad", "0")
         kernel.write_sysctl("net.ipv6.conf.all.accept_dad", "0")
-        # A link taken down (`netlab fault down`, or by hand) keeps its static IPv6
-        # addresses, as IPv4 ones are kept, so `up` brings the same link back.
-        try:
-            kernel.write_sysctl("net.ipv6.conf.all.keep_addr_on_down", "1")
-        except FileNotFoundError:      # kernels before 4.6
-            pass
+        keep_ipv6_addresses_on_down()
         if step.role == "router":
             kernel.write_sysctl("net.ipv6.conf.all.forwarding", "1")
     return ipr
+
+
+def keep_ipv6_addresses_on_down() -> None:
+    """In the namespace the thread is in: a link taken down (`netlab fault down`, or by
+    hand) keeps its static IPv6 addresses, as IPv4 ones are kept, so `up` brings the same
+    link back (IPv6's default drops them)."""
+    try:
+        kernel.write_sysctl("net.ipv6.conf.all.keep_addr_on_down", "1")
+    except OSError:          # no IPv6 here, or a kernel without the setting (before 4.6)
+        pass
 
 
 @executor("netns")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import netio
+from .netio import solicited_node
 from .labinfo import LabView, NodeIface
 from .result import Outcome
 from .spec import CheckSpec
@@ -49,12 +50,6 @@ def parse_reply(frame: bytes) -> tuple[str, str, str] | None:
     if op != 2:
         return None
     return socket.inet_ntoa(frame[28:32]), _mac_text(frame[22:28]), socket.inet_ntoa(frame[38:42])
-
-
-def solicited_node(address: str) -> str:
-    """ff02::1:ffXX:XXXX, the multicast group a Neighbor Solicitation for `address` goes to."""
-    low24 = socket.inet_pton(socket.AF_INET6, address)[13:]
-    return socket.inet_ntop(socket.AF_INET6, bytes.fromhex("ff0200000000000000000001ff") + low24)
 
 
 def neighbor_solicitation(target: str, src_mac: bytes) -> bytes:

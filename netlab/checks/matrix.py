@@ -12,20 +12,20 @@ unanswered gets one last try at the end with the rest of the time.
 from __future__ import annotations
 
 import errno
-import functools
-import ipaddress
 import math
 import resource
 import select
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import netio
 from .l3 import describe_error
 from .labinfo import LabView
-from .neigh import MIN_ROOM, Entry, Forgetter, table_use
+from .neigh import MIN_ROOM, Entry, Forgetter, TableUse, table_use
+from .netio import solicited_node
 
 QUIET = 0.05                # a round (of several) moves on when no reply came for this
                             # long; the kernel answers inside sendto on an idle host, and
@@ -121,14 +121,6 @@ def _gateway_entries(view: LabView, node: str, ip: int) -> list[Entry]:
                     entries.append(Entry(view.ns[node], ni.ifname, solicited_node(ga), 6))
                 return entries
     return []
-
-
-@functools.lru_cache(maxsize=4096)
-def solicited_node(address: str) -> str:
-    """The multicast group a Neighbor Solicitation for `address` goes to; the asker's kernel
-    keeps a (NOARP) neighbour entry for it, which counts like any other."""
-    low = int(ipaddress.IPv6Address(address)) & 0xFFFFFF
-    return str(ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | low))
 
 
 # ---- rounds -----------------------------------------------------------------------------
@@ -288,19 +280,21 @@ def all_pairs(view: LabView, nodes: list[str] | None = None, timeout: float = 2.
     run, forgetter = Run(view), Forgetter()
     notes: list[str] = []
     rounds = 0
+    want = Counter(e.ip for e in need)
     try:
-        room = _room()
-        if not _fits(need, room) and (_fits(need, _room(empty=True)) or _half_full()):
+        tables = _tables()
+        if not _fits(want, tables) and (_fits(want, tables, empty=True)
+                                        or any(t.entries > t.cap // 2 for t in tables.values())):
             # forget the lab's own entries first (learnt ones only): left from an earlier
             # run, they may be what takes the room
             _open_forgetter(forgetter, view, nodes)
             forgetter.forget(need)
-            room = _room()
-        if _fits(need, room):
+            tables = _tables()
+        if _fits(want, tables):
             run.round(probes, started + timeout, resend, None)
             rounds = 1
         else:
-            rounds = _in_rounds(run, forgetter, view, nodes, probes, room, started + timeout, resend, notes)
+            rounds = _in_rounds(run, forgetter, view, nodes, probes, tables, started + timeout, resend, notes)
     finally:
         run.close()
         forgetter.close()
@@ -310,18 +304,14 @@ def all_pairs(view: LabView, nodes: list[str] | None = None, timeout: float = 2.
     return Matrix(nodes, dict(run.ok), failed, time.monotonic() - started, rounds, notes)
 
 
-def _fits(entries: set[Entry], room: dict[int, int]) -> bool:
-    return all(sum(1 for e in entries if e.ip == ip) <= room[ip] for ip in (4, 6))
+def _tables() -> dict[int, TableUse]:
+    return {ip: table_use(ip) for ip in (4, 6)}
 
 
-def _half_full() -> bool:
-    """A table more than half full."""
-    return any(u.entries > u.cap // 2 for u in map(table_use, (4, 6)))
-
-
-def _room(empty: bool = False) -> dict[int, int]:
-    """Entries each table may take now (with empty: if it held nothing else)."""
-    return {ip: (table_use(ip)._replace(entries=0) if empty else table_use(ip)).room() for ip in (4, 6)}
+def _fits(want: Counter, tables: dict[int, TableUse], empty: bool = False) -> bool:
+    """Entries wanted per family fit the room of each table (with empty: if it held
+    nothing else)."""
+    return all(want[ip] <= (t._replace(entries=0) if empty else t).room() for ip, t in tables.items())
 
 
 def _open_forgetter(forgetter: Forgetter, view: LabView, nodes: list[str]) -> None:
@@ -330,40 +320,38 @@ def _open_forgetter(forgetter: Forgetter, view: LabView, nodes: list[str]) -> No
 
 
 def _in_rounds(run: Run, forgetter: Forgetter, view: LabView, nodes: list[str], probes: list[Probe],
-               room: dict[int, int], deadline: float, resend: float, notes: list[str]) -> int:
-    """Rounds that fit the tables' room (read again before each: the table is shared),
+               tables: dict[int, TableUse], deadline: float, resend: float, notes: list[str]) -> int:
+    """Rounds that fit the tables' room (read again after each: the table is shared),
     each one's entries forgotten after it; then one more pass over what is unanswered,
     until the deadline (its first round may wait for the lab to converge)."""
     _open_forgetter(forgetter, view, nodes)
-    smallest = min(r for ip, r in room.items() if any(p.ip == ip for p in probes))
-    block = max(1, math.isqrt(max(1, smallest) // 2))
-    rounds, shrink = 0, {4: 1, 6: 1}
-    overflows = {ip: table_use(ip).overflows for ip in (4, 6)}
     families = {p.ip for p in probes}
+    smallest = min(tables[ip].room() for ip in families)
+    block = max(1, math.isqrt(max(1, smallest) // 2))
+    rounds, shrink, said = 0, {4: 1, 6: 1}, set()
     for last_pass in (False, True):
         queue = block_order([p for p in probes if p.key not in run.ok], nodes, block)
         first = True
         while queue:
             if last_pass and not first and time.monotonic() >= deadline:
                 break            # the wait is spent: what is left keeps its verdict
-            uses = {ip: table_use(ip) for ip in (4, 6)}
-            batch, queue = next_round(queue, {ip: max(MIN_ROOM, uses[ip].room() // shrink[ip]) for ip in (4, 6)})
+            batch, queue = next_round(queue, {ip: max(MIN_ROOM, t.room() // shrink[ip]) for ip, t in tables.items()})
             if last_pass:
                 run.round(batch, max(deadline, time.monotonic() + QUIET), resend, None)
             else:
                 run.round(batch, time.monotonic() + 3600, resend, QUIET)
             forgetter.forget(_entries_of(batch))    # the last one's too: the table is the host's
             rounds, first = rounds + 1, False
+            before, tables = tables, _tables()
             for ip in families:
-                if uses[ip].crowded() and not any(f"IPv{ip} neighbour table" in n for n in notes):
-                    notes.append(f"the host's IPv{ip} neighbour table is nearly full ({uses[ip].entries} of "
-                                 f"{uses[ip].cap} entries): rounds are small and slow")
-                now = table_use(ip).overflows
-                if now > overflows[ip]:
+                if before[ip].crowded() and ("crowded", ip) not in said:
+                    said.add(("crowded", ip))
+                    notes.append(f"the host's IPv{ip} neighbour table is nearly full ({before[ip].entries} of "
+                                 f"{before[ip].cap} entries): rounds are small and slow")
+                if tables[ip].overflows > before[ip].overflows:
                     notes.append(f"the kernel's IPv{ip} neighbour table overflowed during round {rounds} "
                                  f"(it is shared with the whole host); its rounds are now smaller")
                     shrink[ip] *= 2
-                    overflows[ip] = now
     return rounds
 
 

@@ -113,6 +113,12 @@ def padded(size: int, stamp: bytes = b"netlab", v6: bool = False) -> bytes:
     return (stamp * (n // len(stamp) + 1))[:n]
 
 
+def solicited_node(address: str) -> str:
+    """ff02::1:ffXX:XXXX, the multicast group a Neighbor Solicitation for `address` goes to."""
+    low24 = socket.inet_pton(socket.AF_INET6, address)[13:]
+    return socket.inet_ntop(socket.AF_INET6, bytes.fromhex("ff0200000000000000000001ff") + low24)
+
+
 def echo_request6(ident: int, seq: int, payload: bytes = b"netlab") -> bytes:
     """An ICMPv6 echo request; the kernel fills in the checksum."""
     return struct.pack("!BBHHH", ICMP6_ECHO, 0, 0, ident, seq) + payload

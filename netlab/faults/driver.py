@@ -13,6 +13,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import kernel
 from ..apply import Context, describe_error
+from ..backends.netns import keep_ipv6_addresses_on_down
 from ..errors import ApplyError
 from .render import Desired, LabFacts, TcSpec, nft_script
 
@@ -132,10 +133,6 @@ class Driver:
 
 
 def keep_ipv6_addresses(ns: str) -> None:
-    """IPv6 drops static addresses when a link goes down (unlike IPv4) unless
-    keep_addr_on_down is set; labs set it at `up`, this covers labs made before that."""
-    try:
-        with kernel.entered(ns):
-            kernel.write_sysctl("net.ipv6.conf.all.keep_addr_on_down", "1")
-    except OSError:          # no IPv6, or a kernel without the setting (before 4.6)
-        pass
+    """keep_addr_on_down inside `ns`: labs set it at `up`; this covers labs made before."""
+    with kernel.entered(ns):
+        keep_ipv6_addresses_on_down()
