@@ -73,6 +73,9 @@ class Group(click.Group):
             _fail("interrupted", 1)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:        # `netlab status | head`: the reader has gone, say nothing
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as e:         # never a traceback; NETLAB_DEBUG=1 shows it
             if os.environ.get("NETLAB_DEBUG") == "1":
                 raise

@@ -115,3 +115,10 @@ def test_progress_on_a_terminal_and_quiet_in_a_pipe(tmp_path):
         assert b"nodes 25/25" in output, output
     finally:
         subprocess.run(cli + ["down", "core-prog"], capture_output=True)
+
+
+def test_a_closed_pipe_is_not_an_error():
+    # `netlab ... | head`: the reader leaves early; no "BrokenPipeError" line on stderr
+    proc = subprocess.run(f"{sys.executable} -m netlab generate lan --hosts 5000 | true",
+                          shell=True, capture_output=True, text=True)
+    assert proc.stderr == ""
