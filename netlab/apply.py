@@ -94,6 +94,14 @@ class Context:
             self._sockets[ns] = sock
         return sock
 
+    def home(self) -> IPRoute:
+        """A socket in the namespace this process runs in (the host's, for an agent):
+        stitches make their VXLAN devices from here so the underlay is the host's."""
+        sock = self._sockets.get("")
+        if sock is None:
+            sock = self._sockets[""] = IPRoute()
+        return sock
+
     def fd(self, ns: str) -> int:
         fd = self._fds.get(ns)
         if fd is None:

@@ -18,6 +18,7 @@ FEATURE_MODULES: list[str] = [
     "netlab.tunnels",      # vxlan / gretap / gre
     "netlab.overview",     # status: links, tunnels, faults, rule counters
     "netlab.faults",       # faults: scenarios, re-applied after a reconcile
+    "netlab.multihost",    # hosts: placement of nodes on machines (used by up --etcd)
 ]
 
 

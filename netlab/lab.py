@@ -89,6 +89,13 @@ def up(topo: Topology) -> UpResult:
     require_root("up")
     started = time.monotonic()
     plan, _ = compile_topology(topo)
+    return deploy(topo, plan, started)
+
+
+def deploy(topo: Topology, plan: Plan, started: float | None = None) -> UpResult:
+    """Make this host match `plan` (the whole lab's, or one host's share of a lab that
+    spans hosts): a fresh deploy, or a reconcile against the saved state."""
+    started = time.monotonic() if started is None else started
     _refuse_ipv6_if_disabled(topo)
     for hook in features.hooks("preflight"):
         hook(topo, plan)

@@ -49,7 +49,7 @@ IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 TOP_KEYS = {"name", "domain", "defaults", "networks", "nodes", "links",
-            "tunnels", "faults", "checks", "dns"}
+            "tunnels", "faults", "checks", "dns", "hosts"}
 NETWORK_KEYS = {"subnet", "gateway", "mtu", "subnet6"}
 NODE_KEYS = {"kind", "image", "cmd", "env", "binds", "exec", "privileged", "cap_add",
              "networks", "nat", "firewall", "services"}
@@ -194,6 +194,7 @@ def build(raw: dict) -> Topology:
             setattr(topo, key, value or [])
     topo.faults = _mapping("faults", raw.get("faults"), problems)
     topo.dns = raw.get("dns")
+    topo.hosts = raw.get("hosts")              # multi-host placement: netlab.multihost checks it
 
     if not problems:
         _check_addresses(topo, problems)

@@ -84,6 +84,7 @@ class Topology:
     faults: dict[str, Any] = field(default_factory=dict)
     checks: list[Any] = field(default_factory=list)
     dns: Any = None
+    hosts: Any = None                   # multi-host placement, as the file gave it
     source: str | None = None           # path of the file it came from
 
     def netns(self, node: str) -> str:

@@ -7,3 +7,4 @@ from . import nft                     # noqa: F401  nftables NAT and firewall ta
 from . import dns, resolv             # noqa: F401  the lab DNS server and node resolvers
 from . import services                # noqa: F401  netlab's responders for services:
 from . import tunnels                 # noqa: F401  vxlan, gretap, gre devices
+from ..multihost import stitch       # noqa: F401  VXLAN stitches of labs across hosts

@@ -1,0 +1,80 @@
+"""Which host runs which node: the `hosts:` section of a topology, and automatic placement.
+
+```yaml
+hosts:            # host name (the agent's --host) -> the nodes it runs
+  h1: [pc1, gw]
+  h2: [pc2]
+```
+
+Nodes the section does not name are placed automatically: a node keeps the host it had
+(a reconcile moves nothing by itself), otherwise it goes to the live host with the fewest
+nodes. Pure: no etcd, no kernel.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import Problems, TopologyError
+from ..model import Topology
+
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")
+
+
+def parse_hosts(topo: Topology, problems: Problems) -> dict[str, str]:
+    """{node: host} from the file's `hosts:` section; problems are located lines."""
+    raw = topo.hosts
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add("hosts", f"must be a mapping of host name to a list of nodes, not {type(raw).__name__}")
+        return {}
+    placed: dict[str, str] = {}
+    for host, nodes in raw.items():
+        where = f"hosts.{host}"
+        if not isinstance(host, str) or not HOST_NAME.match(host):
+            problems.add(where, f"{host!r} is not a host name (lowercase letters, digits, '.', '-'; "
+                                f"at most 63 characters)")
+            continue
+        if nodes is None:
+            continue
+        if not isinstance(nodes, list):
+            problems.add(where, f"must be a list of node names, not {type(nodes).__name__}")
+            continue
+        for i, node in enumerate(nodes):
+            if not isinstance(node, str) or node not in topo.nodes:
+                problems.add(f"{where}[{i}]", f"unknown node {node!r}")
+            elif node in placed:
+                problems.add(f"{where}[{i}]", f"node {node} is already placed on host {placed[node]}")
+            else:
+                placed[node] = host
+    return placed
+
+
+def place(topo: Topology, live_hosts: list[str], previous: dict[str, str] | None = None) -> dict[str, str]:
+    """{node: host} for every node: the file's choice, else where it was, else the live
+    host with the fewest nodes (ties by name). Raises TopologyError when the file names a
+    host that has no live agent, or when there is no live host at all."""
+    problems = Problems()
+    fixed = parse_hosts(topo, problems)
+    problems.raise_if_any()
+    live = sorted(set(live_hosts))
+    missing = sorted({h for h in fixed.values() if h not in live})
+    if missing:
+        raise TopologyError([f"hosts.{h}: no agent is running for host {h} "
+                             f"(live hosts: {', '.join(live) or 'none'})" for h in missing])
+    if not live:
+        raise TopologyError(["hosts: no agent is registered in etcd; start `netlab agent` on each machine"])
+    placement = dict(fixed)
+    load = {h: 0 for h in live}
+    for host in placement.values():
+        load[host] += 1
+    previous = previous or {}
+    for node in topo.nodes:
+        if node in placement:
+            continue
+        host = previous.get(node)
+        if host not in load:
+            host = min(load, key=lambda h: (load[h], h))
+        placement[node] = host
+        load[host] += 1
+    return {node: placement[node] for node in topo.nodes}
