@@ -88,11 +88,22 @@ def main():
     """netlab: container network labs from a YAML topology."""
 
 
+ETCD = click.option("--etcd", envvar="NETLAB_ETCD", metavar="URLS",
+                    help="etcd client URLs, comma-separated: a lab across hosts (netlab agent on each).")
+TIMEOUT = click.option("--timeout", type=click.FloatRange(1, 3600), default=300, show_default=True,
+                       help="With --etcd: seconds to wait for the hosts' agents.")
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-def up(file):
+@ETCD
+@TIMEOUT
+def up(file, etcd, timeout):
     """Deploy a lab, or reconcile a deployed lab to FILE."""
     topo = _load(file)
+    if etcd:
+        from .multihost import cli as multihost
+        return multihost.up(etcd, topo, timeout)
     result = labops.up(topo)
     if not result.changed:
         click.echo(f"lab {result.lab}: up to date, nothing changed")
@@ -104,9 +115,14 @@ def up(file):
 
 @main.command()
 @click.argument("file_or_lab")
-def down(file_or_lab):
+@ETCD
+@TIMEOUT
+def down(file_or_lab, etcd, timeout):
     """Remove every object of a lab (by its file or its name)."""
     lab = lab_name(file_or_lab)
+    if etcd:
+        from .multihost import cli as multihost
+        return multihost.down(etcd, lab, timeout)
     if labops.down(lab):
         click.echo(f"lab {lab}: removed")
     else:
@@ -134,8 +150,12 @@ def plan(file, as_json):
 @main.command()
 @click.argument("lab", required=False)
 @click.option("--json", "as_json", is_flag=True)
-def status(lab, as_json):
+@ETCD
+def status(lab, as_json, etcd):
     """Labs, nodes, addresses and health."""
+    if etcd:
+        from .multihost import cli as multihost
+        return multihost.status(etcd, lab_name(lab) if lab else None, as_json)
     labs = labops.status(lab_name(lab) if lab else None)
     if as_json:
         click.echo(json.dumps(labs, indent=2))
@@ -204,4 +224,5 @@ LAZY_COMMANDS = {
     "graph": "netlab.graph:graph_command",
     "capture": "netlab.capture_cli:capture_command",
     "fault": "netlab.faults.cli:fault",
+    "agent": "netlab.multihost.cli:agent",
 }

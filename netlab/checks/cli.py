@@ -32,6 +32,20 @@ def _load_checks(file_or_lab: str):
     return st.lab, None, f"the topology file of lab {st.lab} ({st.source}) is gone; running default checks"
 
 
+def _check_across_hosts(etcd, file_or_lab, all_pairs, as_json, junit, wait, parallel):
+    from ..multihost import cli as multihost
+    if all_pairs:
+        _say("--all-pairs is not available for labs across hosts yet; run the declared checks", 2)
+    declared = None
+    if os.path.isfile(file_or_lab):
+        from ..loader import load_file
+        topo = load_file(file_or_lab)
+        lab, declared = topo.name, topo.checks
+    else:
+        lab = file_or_lab
+    multihost.check(etcd, lab, declared, as_json, junit, wait, parallel)
+
+
 @click.command(name="check")
 @click.argument("file_or_lab")
 @click.option("--all-pairs", is_flag=True, help="L3 reachability between every pair of nodes (a matrix), instead of the declared checks.")
@@ -43,8 +57,12 @@ def _load_checks(file_or_lab: str):
               help="With --all-pairs: only this family (default: every family both nodes of a pair speak).")
 @click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Checks run at once.")
-def check(file_or_lab, all_pairs, as_json, junit, wait, families, parallel):
+@click.option("--etcd", envvar="NETLAB_ETCD", metavar="URLS",
+              help="etcd client URLs: a lab across hosts (each host's agent runs its checks).")
+def check(file_or_lab, all_pairs, as_json, junit, wait, families, parallel, etcd):
     """Run the checks of a deployed lab (by its file or its name)."""
+    if etcd:
+        return _check_across_hosts(etcd, file_or_lab, all_pairs, as_json, junit, wait, parallel)
     from ..state import LabState
     from . import report
     from .defaults import default_checks
