@@ -1,0 +1,131 @@
+"""The pure side of labs across hosts: placement and the split of a plan into per-host
+sub-plans with VXLAN stitches. Golden files: tests/multihost/golden/<case>.<host>.plan
+(regenerate with NETLAB_REGEN=1 and review the diff)."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from netlab.compiler import compile_topology
+from netlab.errors import TopologyError
+from netlab.loader import load_file, load_text
+from netlab.multihost.partition import Underlay, split
+from netlab.multihost.placement import place
+from netlab.multihost.stitch import StitchLink, StitchSegment
+from netlab.plan import Namespace, Plan, Veth
+
+ROOT = pathlib.Path(__file__).parent.parent.parent
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+HOSTS = {"h1": Underlay("10.88.0.1"), "h2": Underlay("10.88.0.2"), "h3": Underlay("10.88.0.3", 9000)}
+
+
+def split_file(path, hosts=HOSTS, **kw):
+    topo = load_file(str(path))
+    plan, _ = compile_topology(topo)
+    return topo, plan, split(plan, place(topo, list(hosts)), hosts, **kw)
+
+
+@pytest.mark.parametrize("host", ["h1", "h2", "h3"])
+def test_multihost_example_splits_as_golden(host):
+    _, _, parts = split_file(ROOT / "topologies" / "multihost.yml")
+    expected = GOLDEN / f"multihost.{host}.plan"
+    text = parts.plans[host].render()
+    if os.environ.get("NETLAB_REGEN") == "1":
+        expected.write_text(text)
+    assert text == expected.read_text()
+
+
+def test_every_step_lands_on_exactly_the_hosts_that_need_it():
+    _, _, parts = split_file(ROOT / "topologies" / "multihost.yml")
+    placement = parts.plans["h1"].meta["multihost"]["placement"]
+    for host, sub in parts.plans.items():
+        for s in sub.steps:
+            for ns in (getattr(s, "ns", None), getattr(s, "peer_ns", None), getattr(s, "netns", None)):
+                node = ns.removeprefix("mh-") if ns and not ns.startswith("mh--") else None
+                if node:
+                    assert placement[node] == host, f"{s.describe()} on {host}"
+                elif ns:
+                    assert ns == f"mh--{host}"
+    links = [s for sub in parts.plans.values() for s in sub.steps if isinstance(s, StitchLink)]
+    assert {(s.ns, s.ifname, s.remote) for s in links} == {("mh-gw", "eth9", "10.88.0.3"),
+                                                          ("mh-isp", "eth0", "10.88.0.1")}
+    assert len({s.vni for s in links}) == 1
+
+
+def test_stretched_segments_get_the_mtu_vxlan_carries():
+    _, _, parts = split_file(ROOT / "topologies" / "multihost.yml")
+    h2 = parts.plans["h2"]
+    bridge = next(s for s in h2.steps if s.type == "bridge" and s.name == "lan")
+    assert bridge.mtu == 1450
+    assert all(s.mtu == 1450 for s in h2.steps if isinstance(s, Veth))
+    # the h1-h3 link takes the smaller host's: h3's underlay has jumbo frames, h1's has not
+    assert {s.mtu for sub in parts.plans.values() for s in sub.steps if isinstance(s, StitchLink)} == {1450}
+    assert h2.meta["networks"]["lan"]["mtu"] == 1450
+
+
+def test_a_bigger_mtu_in_the_file_is_kept_and_warned_about():
+    text = (ROOT / "topologies" / "multihost.yml").read_text().replace(
+        "lan: {subnet: 10.10.0.0/24}", "lan: {subnet: 10.10.0.0/24, mtu: 1500}")
+    topo = load_text(text)
+    plan, _ = compile_topology(topo)
+    parts = split(plan, place(topo, list(HOSTS)), HOSTS)
+    assert any("networks.lan: mtu 1500 is more than VXLAN between hosts carries (1450)" in w
+               for w in parts.warnings)
+
+
+def test_a_network_on_one_host_is_not_stitched():
+    topo = load_text("name: one\nhosts: {h1: [a, b], h2: [c]}\nnetworks:\n  lan: {subnet: 10.1.0.0/24}\n"
+                     "  solo: {subnet: 10.2.0.0/24}\nnodes:\n  a: {networks: [lan]}\n"
+                     "  b: {networks: [lan]}\n  c: {networks: [solo]}\ndns: false\n")
+    plan, _ = compile_topology(topo)
+    parts = split(plan, place(topo, ["h1", "h2"]), HOSTS)
+    assert not [s for p in parts.plans.values() for s in p.steps if isinstance(s, (StitchSegment, StitchLink))]
+    assert [s.name for s in parts.plans["h2"].steps if s.type == "bridge"] == ["solo"]
+
+
+def test_vnis_are_kept_across_reconciles_and_skip_other_labs():
+    _, plan, first = split_file(ROOT / "topologies" / "multihost.yml")
+    _, _, again = split_file(ROOT / "topologies" / "multihost.yml", old_vnis=first.vnis)
+    assert again.vnis == first.vnis
+    taken = set(first.vnis.values())
+    _, _, other = split_file(ROOT / "topologies" / "multihost.yml", taken_vnis=taken)
+    assert not taken & set(other.vnis.values())
+    assert all(4096 <= v < 1 << 24 for v in other.vnis.values())
+
+
+def test_sub_plans_survive_the_trip_through_etcd():
+    from netlab.multihost.store import pack, unpack
+    _, _, parts = split_file(ROOT / "topologies" / "multihost.yml")
+    for sub in parts.plans.values():
+        back = Plan.from_dict(unpack(pack(sub.to_dict())))
+        assert [s.to_dict() for s in back.steps] == [s.to_dict() for s in sub.steps]
+
+
+def test_automatic_placement_balances_and_keeps_nodes_where_they_were():
+    nodes = "\n".join(f"  n{i}: {{networks: [lan]}}" for i in range(7))
+    topo = load_text(f"name: auto\nnetworks:\n  lan: {{subnet: 10.1.0.0/24}}\nnodes:\n{nodes}\n")
+    placement = place(topo, ["b", "a", "c"])
+    counts = {h: list(placement.values()).count(h) for h in "abc"}
+    assert counts == {"a": 3, "b": 2, "c": 2}
+    assert place(topo, ["a", "b", "c", "d"], placement) == placement      # a new host moves nothing
+    fixed = load_text(f"name: auto\nhosts: {{d: [n0]}}\nnetworks:\n  lan: {{subnet: 10.1.0.0/24}}\n"
+                      f"nodes:\n{nodes}\n")
+    assert place(fixed, ["a", "b", "c", "d"], placement)["n0"] == "d"
+
+
+def test_placement_names_hosts_without_an_agent():
+    topo = load_file(str(ROOT / "topologies" / "multihost.yml"))
+    with pytest.raises(TopologyError) as err:
+        place(topo, ["h1", "h2"])
+    assert err.value.problems == ["hosts.h3: no agent is running for host h3 (live hosts: h1, h2)"]
+    with pytest.raises(TopologyError):
+        place(load_text("name: x\nnodes: {a: {}}\n"), [])
+
+
+def test_a_lab_with_hosts_still_deploys_on_one_machine_unchanged():
+    """`hosts:` only matters to `up --etcd`: the one-host plan ignores it."""
+    topo = load_file(str(ROOT / "topologies" / "multihost.yml"))
+    plan, _ = compile_topology(topo)
+    assert any(isinstance(s, Namespace) and s.ns == "mh--lab" for s in plan.steps)
