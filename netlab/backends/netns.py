@@ -26,6 +26,10 @@ def configure_inside(step: Namespace, lab: str, enable_ipv6: bool = False) -> IP
     # IPv4 settings of a new namespace are inherited from the host's (Docker turns
     # forwarding on there), so set forwarding explicitly: only routers forward.
     kernel.write_sysctl("net.ipv4.ip_forward", "1" if step.role == "router" else "0")
+    # ICMP errors are not rate-limited in a lab: the default (icmp_ratelimit=1000 ms, a
+    # burst of 6 per destination, then one a second) silenced the time-exceeded and port
+    # unreachable replies of a second `traceroute` within seconds, so hops showed as * * *
+    kernel.write_sysctl("net.ipv4.icmp_ratelimit", "0")
     if not kernel.ipv6_available():
         return ipr
     if step.role == "lab":
@@ -38,6 +42,7 @@ def configure_inside(step: Namespace, lab: str, enable_ipv6: bool = False) -> IP
         kernel.write_sysctl("net.ipv6.conf.default.accept_dad", "0")
         kernel.write_sysctl("net.ipv6.conf.all.accept_dad", "0")
         keep_ipv6_addresses_on_down()
+        kernel.write_sysctl("net.ipv6.icmp.ratelimit", "0")      # as icmp_ratelimit above
         if step.role == "router":
             kernel.write_sysctl("net.ipv6.conf.all.forwarding", "1")
     return ipr
