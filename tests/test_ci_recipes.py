@@ -86,6 +86,11 @@ def test_ci_installs_ruby_for_these_tests():
     assert "ruby" in words[words.index("install"):]
 
 
+def test_ci_installs_traceroute_for_tests_test_traceroute():
+    words = (ROOT / ".ci" / "run").read_text().replace("\\\n", " ").split()
+    assert "traceroute" in words[words.index("install"):]
+
+
 def test_workflow_deploys_checks_uploads_and_always_tears_down():
     flow = yaml.safe_load(WORKFLOW.read_text())
     job = flow["jobs"]["lab"]
