@@ -220,3 +220,25 @@ class SimCluster:
         self.made.clear()
         if self.workdir and os.path.isdir(self.workdir) and not os.environ.get("NETLAB_KEEP_SIM"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    """python3 -m netlab.multihost.sim FILE [HOSTS]: a demo on one machine: start the
+    simulated hosts, bring FILE up across them, check it, show status, take it down."""
+    if not argv:
+        print("usage: python3 -m netlab.multihost.sim FILE [HOSTS]", file=sys.stderr)
+        return 2
+    path, hosts = argv[0], int(argv[1]) if len(argv) > 1 else 3
+    with SimCluster("mhdemo", hosts=hosts, net=5) as sim:
+        print(f"{hosts} hosts up: etcd at {sim.endpoints}", flush=True)
+        code = 0
+        for args in (("up", path), ("check", path), ("status",), ("down", path)):
+            print(f"$ netlab {' '.join(args)} --etcd {sim.endpoints}", flush=True)
+            result = sim.netlab(*args, check=False)
+            sys.stdout.write(result.stderr + result.stdout)
+            code = code or result.returncode
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

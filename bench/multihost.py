@@ -1,0 +1,68 @@
+"""Benchmark: a 300-node lab spread over 3 hosts (simulated as namespaces, each with an
+etcd member and an agent) against the same lab on one host.
+
+Prints, for each run: `netlab up` wall time as a process (controller included: compile,
+placement, split, one etcd transaction, waiting for every agent), each agent's own apply
+time, `netlab check` (pings across hosts) and `netlab down`; then the ratio to one host.
+The generated lab is `netlab generate lan` (one segment, so every host's part is
+stitched to the others by VXLAN). Usage (root): python3 bench/multihost.py [N] [HOSTS]
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from netlab.multihost.sim import SimCluster  # noqa: E402
+
+
+def timed(run) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    result = run()
+    return time.perf_counter() - start, result
+
+
+def lan_file(n: int) -> str:
+    text = subprocess.run([sys.executable, "-m", "netlab", "generate", "lan", "--hosts", str(n),
+                           "--name", "mhbench"], capture_output=True, text=True, check=True).stdout
+    text += "checks:\n" + "".join(f"  - {{ping: {{from: h{1:0{len(str(n))}d}, to: h{i:0{len(str(n))}d}}}}}\n"
+                                  for i in (2, n // 2, n))
+    f = tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False)
+    f.write(text)
+    f.close()
+    return f.name
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    hosts = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    path = lan_file(n)
+    py = [sys.executable, "-m", "netlab"]
+    try:
+        one_up, r = timed(lambda: subprocess.run(py + ["up", path], capture_output=True, text=True, check=True))
+        one_check, _ = timed(lambda: subprocess.run(py + ["check", path], capture_output=True, text=True))
+        one_down, _ = timed(lambda: subprocess.run(py + ["down", "mhbench"], capture_output=True, text=True, check=True))
+        print(f"one host:  {n} nodes  up {one_up:6.2f}s  check {one_check:5.2f}s  down {one_down:5.2f}s")
+        with SimCluster("mhb", hosts=hosts, ttl=5, net=9) as sim:
+            up, r = timed(lambda: sim.netlab("up", path, timeout=600))
+            agents = {m.group(1): float(m.group(2)) for m in re.finditer(r"(h\d+): \d+ created, \d+ removed in ([\d.]+)s", r.stderr)}
+            check, c = timed(lambda: sim.netlab("check", path, check=False))
+            status = json.loads(sim.netlab("status", "--json").stdout)
+            healthy = status["labs"][0]["healthy"]
+            down, _ = timed(lambda: sim.netlab("down", "mhbench", timeout=600))
+        print(f"{hosts} hosts:   {n} nodes  up {up:6.2f}s  check {check:5.2f}s  down {down:5.2f}s  "
+              f"(agents: {', '.join(f'{h} {s:.2f}s' for h, s in sorted(agents.items()))}; "
+              f"healthy {healthy}; checks exit {c.returncode})")
+        print(f"ratio {hosts} hosts / one host: up {up / one_up:.2f}x, down {down / one_down:.2f}x "
+              f"(this machine has {os.cpu_count()} cores for all {hosts} agents)")
+    finally:
+        os.unlink(path)
+
+
+if __name__ == "__main__":
+    main()
