@@ -204,5 +204,5 @@ class Store:
 
 
 def _short(err: Exception | None) -> str:
-    text = " ".join(str(err or "no answer").split())
+    text = " ".join((str(err) or type(err).__name__ if err else "no answer").split())
     return text if len(text) < 160 else text[:157] + "..."
