@@ -10,8 +10,6 @@ import ctypes
 import os
 import sys
 
-from pyroute2 import IPRoute
-
 PREFIX = "floor"
 libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET, MS_BIND, MNT_DETACH = 0x40000000, 0x1000, 2
@@ -23,7 +21,8 @@ def _ok(result: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def make_ns(name: str, home: int) -> IPRoute:
+def make_ns(name: str, home: int):
+    from pyroute2 import IPRoute        # `down` needs no netlink: it only unnames namespaces
     path = f"/run/netns/{name}"
     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDONLY, 0))
     _ok(libc.unshare(CLONE_NEWNET))

@@ -10,14 +10,14 @@ import errno
 import os
 import sys
 import time
-from typing import Callable, Iterable
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from . import kernel
 from .errors import ApplyError
 from .plan import Namespace, Step, Veth
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 MARK_PREFIX = "netlab:"
 GONE = {errno.ENODEV, errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL}
@@ -89,6 +89,7 @@ class Context:
     def ipr(self, ns: str) -> IPRoute:
         sock = self._sockets.get(ns)
         if sock is None:
+            from pyroute2 import IPRoute        # here: `netlab down` opens no socket
             with kernel.entered(ns):
                 sock = IPRoute()
             self._sockets[ns] = sock
@@ -99,6 +100,7 @@ class Context:
         stitches make their VXLAN devices from here so the underlay is the host's."""
         sock = self._sockets.get("")
         if sock is None:
+            from pyroute2 import IPRoute
             sock = self._sockets[""] = IPRoute()
         return sock
 
@@ -128,8 +130,14 @@ class Context:
             self.forget(ns)
 
 
+def _is_netlink_error(err: BaseException) -> bool:
+    """Without pyroute2 imported, no netlink error can have been raised."""
+    module = sys.modules.get("pyroute2.netlink.exceptions")
+    return module is not None and isinstance(err, module.NetlinkError)
+
+
 def describe_error(err: BaseException) -> str:
-    if isinstance(err, NetlinkError):
+    if _is_netlink_error(err):
         return f"{os.strerror(err.code)} (netlink error {err.code})"
     if isinstance(err, OSError) and err.strerror:
         return err.strerror if not err.filename else f"{err.strerror}: {err.filename}"
@@ -137,12 +145,15 @@ def describe_error(err: BaseException) -> str:
 
 
 def is_gone(err: BaseException) -> bool:
-    return isinstance(err, (NetlinkError, OSError)) and getattr(err, "code", getattr(err, "errno", None)) in GONE
+    return ((_is_netlink_error(err) or isinstance(err, OSError))
+            and getattr(err, "code", getattr(err, "errno", None)) in GONE)
 
 
 def run(ctx: Context, deletes: Iterable[Step], creates: Iterable[Step]) -> list[Step]:
     """Delete, then create. On a failure, undo the creations of this run (newest first)
     and raise ApplyError naming the step. Returns the steps created."""
+    from . import backends
+    backends.register_all()           # every executor, phase and runtime
     deleted_ns: set[str] = set()
     for s in deletes:
         if getattr(s, "ns", None) not in deleted_ns:

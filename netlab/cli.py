@@ -13,7 +13,6 @@ import click
 from . import features
 from . import lab as labops
 from .errors import ApplyError, TopologyError
-from .loader import load_file
 
 
 def _fail(message: str, code: int = 1):
@@ -22,6 +21,7 @@ def _fail(message: str, code: int = 1):
 
 
 def _load(path: str):
+    from .loader import load_file       # here: `netlab down LAB` needs no YAML loader
     try:
         return load_file(path)
     except TopologyError as e:
@@ -32,7 +32,7 @@ def _load(path: str):
 
 def lab_name(file_or_lab: str) -> str:
     """A lab named directly, or by its topology file (only the name needs to be valid)."""
-    from .loader import LAB_NAME
+    from .state import LAB_NAME
     name = file_or_lab
     if os.path.isfile(file_or_lab):
         import yaml
@@ -213,7 +213,7 @@ def generate():
 def generate_lan(hosts, name, ipv6):
     """N hosts on one segment."""
     from .generate import lan
-    from .loader import LAB_NAME
+    from .state import LAB_NAME
     if not LAB_NAME.match(name):
         _fail(f"--name {name!r} must match ^[a-z][a-z0-9-]{{0,11}}$", 2)
     click.echo(lan(hosts, name, ipv6), nl=False)

@@ -27,7 +27,6 @@ The step types and the process handling live in netlab.backends.dns.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 from typing import Any
@@ -107,6 +106,7 @@ def _v6(subnet) -> ipaddress.IPv6Network | None:
 
 def bridge_mac(lab_ns: str, network: str) -> str:
     """A stable, locally administered MAC for a bridge that carries the server's address."""
+    import hashlib                      # here: `netlab down` imports this module
     digest = hashlib.sha1(f"{lab_ns}/{network}".encode()).digest()
     return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 

@@ -22,9 +22,15 @@ FEATURE_MODULES: list[str] = [
 ]
 
 
+# The modules that define a teardown hook, in FEATURE_MODULES order: `netlab down` imports
+# only these, not every feature (tests/test_features.py checks the list against the
+# modules). A feature that adds a teardown hook adds its module here.
+TEARDOWN_MODULES: list[str] = ["netlab.services", "netlab.dns"]
+
+
 def _hooks(name: str) -> list[Callable]:
     hooks = []
-    for module_name in FEATURE_MODULES:
+    for module_name in TEARDOWN_MODULES if name == "teardown" else FEATURE_MODULES:
         module = importlib.import_module(module_name)
         hook = getattr(module, name, None)
         if hook is not None:

@@ -9,15 +9,18 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyroute2 import IPRoute
-
-from . import apply, backends, features, kernel, reconcile, state  # noqa: F401 (backends registers)
-from .compiler import compile_topology
+from . import features, kernel, state
 from .errors import ApplyError
-from .model import Topology
 from .plan import Namespace, Plan
 from .state import LabState
+
+# `netlab down` imports this module: what only `up`, reconcile or containers need
+# (the compiler, pyroute2, the backends, the Docker runtime) is imported where used.
+if TYPE_CHECKING:
+    from . import apply
+    from .model import Topology
 
 
 @dataclass
@@ -41,11 +44,18 @@ def _namespaces(plan: Plan) -> list[Namespace]:
     return [s for s in plan.steps if isinstance(s, Namespace)]
 
 
+def _container_runtime():
+    """The container runtime (the Docker backend), or None."""
+    from .backends import docker  # noqa: F401 (registers RUNTIMES["container"])
+    from .backends.netns import RUNTIMES
+    return RUNTIMES.get("container")
+
+
 def _missing(plan: Plan) -> set[tuple]:
     """Keys of namespaces the state lists that are no longer there (or whose container
     was restarted): reconcile re-creates them and what lives in them."""
     missing = set()
-    runtime = backends.netns.RUNTIMES.get("container")
+    runtime = _container_runtime() if any(s.image for s in _namespaces(plan)) else None
     for s in _namespaces(plan):
         present = kernel.netns_exists(s.ns)
         if present and s.image and runtime is not None:
@@ -88,6 +98,7 @@ def _refuse_ipv6_if_disabled(topo: Topology) -> None:
 def up(topo: Topology) -> UpResult:
     require_root("up")
     started = time.monotonic()
+    from .compiler import compile_topology
     plan, _ = compile_topology(topo)
     return deploy(topo, plan, started)
 
@@ -95,6 +106,7 @@ def up(topo: Topology) -> UpResult:
 def deploy(topo: Topology, plan: Plan, started: float | None = None) -> UpResult:
     """Make this host match `plan` (the whole lab's, or one host's share of a lab that
     spans hosts): a fresh deploy, or a reconcile against the saved state."""
+    from . import apply, reconcile
     started = time.monotonic() if started is None else started
     _refuse_ipv6_if_disabled(topo)
     for hook in features.hooks("preflight"):
@@ -156,7 +168,6 @@ def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = 
                        marked: list[str] = (), saved: LabState | None = None) -> None:
     """Remove a lab's objects: feature teardown, processes inside its namespaces,
     containers, namespaces, then its state. Uses the plan, plus ownership marks."""
-    ctx = ctx or apply.Context(lab)
     saved = saved or LabState.load(lab)
     extras = saved.extras if saved else {}
     for hook in features.hooks("teardown"):
@@ -169,11 +180,12 @@ def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = 
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    runtime = backends.netns.RUNTIMES.get("container")
-    if runtime is not None and _may_have_containers(plan):
+    runtime = _container_runtime() if _may_have_containers(plan) else None
+    if runtime is not None:
         runtime.remove_lab(lab)
     for name in sorted(names):
-        ctx.forget(name)
+        if ctx is not None:
+            ctx.forget(name)
         kernel.delete(name)
     state.remove(lab)
 
@@ -187,9 +199,8 @@ def down(lab: str, marked: list[str] | None = None) -> bool:
     st = LabState.load(lab)
     if st is None and marked is None:
         marked = find_marked_namespaces().get(lab, [])
-    runtime = backends.netns.RUNTIMES.get("container")
-    ask = runtime is not None and _may_have_containers(st.plan if st else None)
-    containers = runtime.lab_containers(lab) if ask else []
+    runtime = _container_runtime() if _may_have_containers(st.plan if st else None) else None
+    containers = runtime.lab_containers(lab) if runtime is not None else []
     if st is None and not marked and not containers:
         return False
     _remove_everything(lab, st.plan if st else None, marked=marked or [], saved=st)
@@ -198,6 +209,9 @@ def down(lab: str, marked: list[str] | None = None) -> bool:
 
 def find_marked_namespaces() -> dict[str, list[str]]:
     """Namespaces whose `lo` carries netlab's mark, by lab: found without any state."""
+    from pyroute2 import IPRoute
+
+    from . import apply
     found: dict[str, list[str]] = {}
     for name in kernel.list_netns():
         if "-" not in name or kernel.netns_inode(name) is None:
@@ -222,7 +236,7 @@ def destroy_all() -> list[str]:
     require_root("destroy")
     marks = find_marked_namespaces()
     labs = set(state.list_labs()) | set(marks)
-    runtime = backends.netns.RUNTIMES.get("container")
+    runtime = _container_runtime()
     if runtime is not None:
         labs |= set(runtime.all_labs())
     failed = []
@@ -230,6 +244,7 @@ def destroy_all() -> list[str]:
         try:
             down(lab, marks.get(lab, []))
         except Exception as err:      # one broken lab must not keep the others on the host
+            from . import apply
             failed.append(f"{lab}: {apply.describe_error(err)}")
     # state directories of labs that left nothing else behind
     for lab in state.list_labs():

@@ -14,6 +14,7 @@ import yaml
 from . import features
 from .errors import Problems, TopologyError
 from .model import Attachment, Endpoint, Link, Network, Node, Topology
+from .state import LAB_NAME
 
 class DuplicateKey(yaml.YAMLError):
     def __init__(self, key, mark):
@@ -42,7 +43,6 @@ def _strict(base):
 SAFE_LOADER = _strict(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 PURE_LOADER = _strict(yaml.SafeLoader)
 
-LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 OBJ_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 NET_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,14}$")
 IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 STEP_TYPES: dict[str, type[Step]] = {}
+_FIELDS: dict[type, frozenset[str]] = {}      # field names per step class, for step_from_dict
 
 
 def step(cls):
@@ -50,8 +51,14 @@ def _plain(value: Any) -> Any:
 
 
 def step_from_dict(data: dict[str, Any]) -> Step:
-    cls = STEP_TYPES[data["type"]]
-    names = {f.name for f in dataclasses.fields(cls)}
+    cls = STEP_TYPES.get(data["type"])
+    if cls is None:                   # a feature's step type, not imported yet
+        from . import backends
+        backends.register(data["type"])
+        cls = STEP_TYPES[data["type"]]
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls))
     return cls(**{k: v for k, v in data.items() if k in names})
 
 

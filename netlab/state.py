@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .plan import Plan
+
+
+LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")     # also names its state directory
 
 
 def state_root() -> str:

@@ -13,7 +13,6 @@ the texts to a runtime that would rather mount them at creation.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from typing import ClassVar
@@ -83,6 +82,7 @@ def shared_root(lab: str) -> str:
 
 def group_dir(s: DnsClient) -> str:
     """The shared directory for every node of the lab told what this node is told."""
+    import hashlib                      # here: `netlab down` imports this module
     digest = hashlib.sha1(f"{s.domain}|{' '.join(s.nameservers)}".encode()).hexdigest()[:12]
     return os.path.join(shared_root(s.lab), digest)
 
