@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import features, kernel, state
+from . import features, kernel, processes, state
 from .errors import ApplyError
 from .plan import Namespace, Plan
 from .state import LabState
@@ -167,27 +166,29 @@ def _may_have_containers(plan: Plan | None) -> bool:
 def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = None,
                        marked: list[str] = (), saved: LabState | None = None) -> None:
     """Remove a lab's objects: feature teardown, processes inside its namespaces,
-    containers, namespaces, then its state. Uses the plan, plus ownership marks."""
+    containers, namespaces, then its state. Uses the plan, plus ownership marks.
+    Processes it ends it waits for (bounded) until they are gone."""
     saved = saved or LabState.load(lab)
     extras = saved.extras if saved else {}
-    for hook in features.hooks("teardown"):
-        hook(lab, plan, extras)
-    names = {s.ns for s in _namespaces(plan)} if plan else set()
-    names |= set(marked)
-    inodes = {i for i in (kernel.netns_inode(n) for n in names) if i is not None}
-    for pid in kernel.pids_in_netns(inodes):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    runtime = _container_runtime() if _may_have_containers(plan) else None
-    if runtime is not None:
-        runtime.remove_lab(lab)
-    for name in sorted(names):
-        if ctx is not None:
-            ctx.forget(name)
-        kernel.delete(name)
-    state.remove(lab)
+    with processes.collecting():        # servers stopped by teardown hooks: waited for at the end
+        for hook in features.hooks("teardown"):
+            hook(lab, plan, extras)
+        names = {s.ns for s in _namespaces(plan)} if plan else set()
+        names |= set(marked)
+        inodes = {i for i in (kernel.netns_inode(n) for n in names) if i is not None}
+        ended = processes.kill(kernel.pids_in_netns(inodes))
+        runtime = _container_runtime() if _may_have_containers(plan) else None
+        if runtime is not None:
+            runtime.remove_lab(lab)
+        for name in sorted(names):
+            if ctx is not None:
+                ctx.forget(name)
+            kernel.delete(name)
+        state.remove(lab)
+    # what else ran in the lab's namespaces (`ip netns exec` from a shell, a test's
+    # Popen): gone once its parent collects it; a child of this process is only waited
+    # for until it has exited, its exit status left to whoever started it
+    processes.wait(ended, reap=False)
 
 
 def down(lab: str, marked: list[str] | None = None) -> bool:

@@ -1,21 +1,45 @@
 """Processes netlab starts inside labs (DNS servers, responders): a record is a PID plus
 the process's start time, so a recycled PID is never mistaken for ours, and stopping is
-by that PID only, never by name."""
+by that PID only, never by name.
+
+Ending a process is not done until it is gone: netlab waits (bounded) for what it ended.
+Its own children it reaps itself (waitpid). Others, such as a DNS server whose `netlab up`
+has exited (its parent is then PID 1), it watches in /proc until their parent has
+collected them: a zombie (`[dnsmasq] <defunct>`) still counts as there. Servers netlab
+starts as daemons become its own children (`adopting`), so a lab brought up and down by
+one process (a test, the pytest plugin) leaves nothing for PID 1 to collect.
+"""
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import time
 
+# How long netlab waits for a process it ended to be gone. Its own children take
+# microseconds; PID 1 of some machines collects orphans only every second or so (1.0 to
+# 1.4 s measured on a Firecracker VM), and a parent that never reaps must not hang netlab.
+REAP_TIMEOUT = 3.0
 
-def start_time(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot); None if gone or a zombie."""
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+
+
+def _stat(pid: int) -> tuple[str, int, str, int] | None:
+    """(state, parent PID, start time in clock ticks, session) of a process; None if
+    there is no such PID."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
+    except (OSError, IndexError):
         return None
-    return None if fields[0] in ("Z", "X") else fields[19]
+    return fields[0], int(fields[1]), fields[19], int(fields[3])
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot); None if gone or a zombie."""
+    st = _stat(pid)
+    return None if st is None or st[0] in ("Z", "X") else st[2]
 
 
 def alive(record: dict | None) -> bool:
@@ -23,31 +47,160 @@ def alive(record: dict | None) -> bool:
     return bool(record) and start_time(record["pid"]) == record.get("start")
 
 
-def _reap(pid: int) -> None:
-    """Collect our own child's exit status, so it does not linger as a zombie."""
+def record(pid: int) -> dict | None:
+    """A record for a process that exists now (running or a zombie), or None."""
+    st = _stat(pid)
+    return None if st is None else {"pid": pid, "start": st[2]}
+
+
+def _present(rec: dict) -> tuple[str, int] | None:
+    """(state, parent PID) while the PID still names the recorded process (running or a
+    zombie); None once it is gone (or its PID names another process now)."""
+    st = _stat(rec["pid"])
+    if st is None or st[2] != rec.get("start"):
+        return None
+    return st[0], st[1]
+
+
+def _reap(pid: int) -> bool:
+    """Collect our own child's exit status if it has exited; True if it is gone."""
     try:
-        os.waitpid(pid, os.WNOHANG)
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
     except ChildProcessError:
-        pass
+        return True
 
 
-def stop(record: dict | None, grace: float = 1.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; only if it is still our process."""
-    if not alive(record):
-        return
-    pid = record["pid"]
+def wait(records: list[dict], timeout: float = REAP_TIMEOUT, reap: bool = True,
+         dead_only: bool = False) -> list[dict]:
+    """Wait until every recorded process is gone; returns those still there when
+    `timeout` ran out. Children of this process are reaped (`reap`), or with reap=False
+    only waited for until they have exited (whoever started them collects them, e.g. a
+    caller's subprocess.Popen). dead_only: a zombie counts as gone (it has let go of
+    everything: sockets, files, namespaces)."""
+    me = os.getpid()
+    pending = list(records)
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        left = []
+        for rec in pending:
+            present = _present(rec)
+            if present is None:
+                continue
+            state, parent = present
+            dead = state in ("Z", "X")
+            if parent == me and reap:
+                if (dead or not dead_only) and _reap(rec["pid"]):
+                    continue
+                if dead and dead_only:
+                    continue
+            elif dead and (dead_only or parent == me):
+                continue
+            left.append(rec)
+        if not left or time.monotonic() >= deadline:
+            return left
+        pending = left
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.02)
+
+
+def _signal(rec: dict, sig: int) -> bool:
+    """Send a signal if the PID still names the recorded, running process."""
+    present = _present(rec)
+    if present is None or present[0] in ("Z", "X"):
+        return False
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(rec["pid"], sig)
     except ProcessLookupError:
+        return False
+    return True
+
+
+_deferred: list[dict] | None = None      # see collecting()
+
+
+def stop(rec: dict | None, grace: float = 1.0, timeout: float = REAP_TIMEOUT) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; only if it is still our process.
+    Then wait (at most `timeout`) until it is gone: reaped if it is our child. Inside
+    `collecting()`, a process another parent has to collect is waited for at its end."""
+    if not rec or _present(rec) is None:
         return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if start_time(pid) is None:
-            return
-        time.sleep(0.01)
+    rec = {"pid": rec["pid"], "start": rec.get("start")}
+    if _signal(rec, signal.SIGTERM) and wait([rec], grace, dead_only=True):
+        _signal(rec, signal.SIGKILL)
+    if _deferred is not None:
+        _deferred.extend(wait([rec], 0))     # our own child is reaped here and now
+        return
+    wait([rec], timeout)
+
+
+@contextlib.contextmanager
+def collecting(timeout: float = REAP_TIMEOUT):
+    """Processes that stop() ends in the block are waited for together when it ends, so
+    that two servers left to a slow PID 1 cost one wait, not two."""
+    global _deferred
+    outer, _deferred = _deferred, []
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _reap(pid)
+        yield
+    finally:
+        pending, _deferred = _deferred, outer
+        if outer is not None:
+            outer.extend(pending)
+        else:
+            wait(pending, timeout)
+
+
+def kill(pids: list[int]) -> list[dict]:
+    """SIGKILL these processes; returns records of those signalled, for `wait`."""
+    ended = []
+    for pid in pids:
+        rec = record(pid)
+        if rec is not None and _signal(rec, signal.SIGKILL):
+            ended.append(rec)
+    return ended
+
+
+_libc = None
+
+
+def _prctl(option: int, arg) -> int:
+    """prctl(2) with every argument passed at its full width (unsigned long)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    zero = ctypes.c_ulong(0)
+    arg = ctypes.c_ulong(arg) if isinstance(arg, int) else arg
+    return _libc.prctl(ctypes.c_int(option), arg, zero, zero, zero)
+
+
+@contextlib.contextmanager
+def adopting():
+    """Within the block, processes orphaned below this one (a daemon's double fork)
+    become this process's children instead of PID 1's (PR_SET_CHILD_SUBREAPER), so
+    that netlab can reap them when it stops them. The setting is restored after."""
+    before = ctypes.c_int(0)
+    if _prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(before)) != 0 or before.value:
+        yield                   # not supported, or already a subreaper: nothing to change
+        return
+    if _prctl(PR_SET_CHILD_SUBREAPER, 1) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        _prctl(PR_SET_CHILD_SUBREAPER, 0)
+
+
+def reap_daemon_parent(pid: int) -> None:
+    """After `adopting` a daemon: its double fork's middle process (the session leader
+    that forked it and exited) is a zombie child of ours now; collect it, by the PID the
+    daemon names as its session."""
+    st = _stat(pid)
+    if st is None:
+        return
+    leader = st[3]
+    if leader in (pid, os.getpid()) or leader <= 1:
+        return
+    lead = _stat(leader)
+    if lead is not None and lead[1] == os.getpid() and lead[0] in ("Z", "X"):
+        _reap(leader)

@@ -19,7 +19,8 @@ import subprocess
 import time
 from typing import ClassVar
 
-from ..processes import alive, start_time, stop  # noqa: F401 (re-exported)
+from ..processes import (adopting, alive, reap_daemon_parent, record, start_time, stop,  # noqa: F401
+                         wait)
 from .. import kernel, state
 from ..apply import Context, Executor, executor
 from ..errors import ApplyError
@@ -140,7 +141,9 @@ def start(s: DnsServer) -> dict:
         _write(paths["hosts"], "")
     _write(paths["conf"], server_conf(s))
     _remove(paths["pid"])
-    with kernel.entered(s.lab_ns):
+    # dnsmasq daemonizes: adopted, it is this process's child (not PID 1's) while this
+    # process lives, so a lab brought up and down in one process reaps it at once
+    with kernel.entered(s.lab_ns), adopting():
         try:
             done = subprocess.run([binary, f"--conf-file={paths['conf']}"], capture_output=True,
                                   text=True, timeout=START_TIMEOUT, stdin=subprocess.DEVNULL)
@@ -150,7 +153,11 @@ def start(s: DnsServer) -> dict:
         why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise ApplyError(f"dns server in {s.lab_ns}: {why.removeprefix('dnsmasq: ')}")
     pid = _read_pid(paths["pid"])
+    if pid is not None:
+        reap_daemon_parent(pid)
     if pid is None or start_time(pid) is None:
+        if pid is not None and record(pid):
+            wait([record(pid)], 0)      # reaped, if it was adopted and has exited
         raise ApplyError(f"dns server in {s.lab_ns}: dnsmasq exited right after starting "
                          f"(log: {paths['log']})")
     return {"pid": pid, "start": start_time(pid), "ns": s.lab_ns, "conf": paths["conf"]}
