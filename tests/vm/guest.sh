@@ -37,8 +37,10 @@ mkdir -p /run/netns /run/lock
 # modprobe and the kernel's auto-loading look for them.
 modpath=$(<"$J/modpath")
 if [[ -d $modpath ]]; then
+  # A tmpfs hides the host's own /lib/modules: removing a host copy of this
+  # kernel's tree (linux-image installed there) through the overlay takes ~10 s.
   mkdir -p /lib/modules
-  rm -rf "/lib/modules/$kver"
+  mount -t tmpfs -o mode=755 tmpfs /lib/modules
   ln -s "$modpath" "/lib/modules/$kver"
 else
   echo "netlab-vm: no modules at $modpath" >&2
@@ -51,7 +53,7 @@ if ((${#mods[@]})) && ! modprobe -a -q "${mods[@]}" 2>/dev/null; then
 fi
 
 hostname netlab-vm 2>/dev/null
-ip link set lo up 2>/dev/null  # as on any booted system; the VM has no other NIC
+ip link set lo up 2>/dev/null  # as on any booted system; a NETLAB_VM_NET NIC stays down for the command
 cd "$cwd" || { echo "netlab-vm: cannot cd to $cwd" >&2; finish 125; }
 
 if [[ $(<"$J/tty") == 1 ]]; then

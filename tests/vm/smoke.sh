@@ -4,6 +4,7 @@
 #   tests/vm/smoke.sh           on the host: boots the VM a few times and checks
 #                               the kernel features, exit status and timeout
 #   tests/vm/smoke.sh --inside  the part that runs inside the VM
+#   tests/vm/smoke.sh --wire ME PEER  inside one of two VMs joined by NETLAB_VM_NET
 #
 # Prints "N passed, N failed" and exits non-zero if any check failed.
 set -uo pipefail
@@ -50,6 +51,8 @@ EOF
     bash -c 'for m in sch_netem ip_gre veth bridge vxlan ifb sch_tbf sch_htb nf_tables; do
                [ -d /sys/module/$m ] || { echo "     missing $m"; exit 1; }; done'
   check "cwd preserved ($PWD)" [ "$PWD" = "$SMOKE_CWD" ]
+  check "no NIC by default (no device-backed interface, no route)" \
+    bash -c '! ls -d /sys/class/net/*/device >/dev/null 2>&1 && [ -z "$(ip route)" ]'
   check "writes stay in the VM (touch in the repo)" touch "$HERE/.vm-smoke-write"
 }
 
@@ -76,6 +79,27 @@ host() {
   out=$("$HERE/run" sh -c 'echo out; echo err >&2; printf tail')
   check "output streams back (got $(printf %q "$out"))" [ "$out" = $'out\nerr\ntail' ]
 
+  NETLAB_VM_NET=listen:0 "$HERE/run" true 2>/dev/null; rc=$?
+  check "a malformed NETLAB_VM_NET is refused (got $rc)" [ "$rc" = 2 ]
+
+  # Two VMs joined by NETLAB_VM_NET ping each other over their one NIC.
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  t0=$(date +%s.%N)
+  NETLAB_VM_NET=listen:$port "$HERE/run" "$HERE/smoke.sh" --wire 10.77.0.1 10.77.0.2 \
+    >"${TMPDIR:-/tmp}/netlab-vm-wire1.$$" 2>&1 &
+  local vm1=$!
+  NETLAB_VM_NET=connect:$port "$HERE/run" "$HERE/smoke.sh" --wire 10.77.0.2 10.77.0.1 \
+    >"${TMPDIR:-/tmp}/netlab-vm-wire2.$$" 2>&1
+  local rc2=$?
+  wait "$vm1"; rc=$?
+  t1=$(date +%s.%N)
+  sed 's/^/  vm1| /' "${TMPDIR:-/tmp}/netlab-vm-wire1.$$"
+  sed 's/^/  vm2| /' "${TMPDIR:-/tmp}/netlab-vm-wire2.$$"
+  rm -f "${TMPDIR:-/tmp}/netlab-vm-wire1.$$" "${TMPDIR:-/tmp}/netlab-vm-wire2.$$"
+  check "two VMs on NETLAB_VM_NET ping each other (exits $rc $rc2, $(secs "$t0" "$t1") s)" \
+    [ "$rc$rc2" = 00 ]
+
   t0=$(date +%s.%N)
   NETLAB_VM_TIMEOUT=3 "$HERE/run" sleep 600 2>/dev/null; rc=$?
   t1=$(date +%s.%N)
@@ -83,6 +107,26 @@ host() {
     [ "$rc" = 124 ]
 }
 
-if [ "${1:-}" = --inside ]; then inside; else host; fi
+# --wire ME PEER: inside a VM with a NETLAB_VM_NET NIC: address it, ping the peer.
+wire() {
+  local me=$1 peer=$2 nic="" d i
+  for d in /sys/class/net/*; do
+    [ "$(cat "$d/address")" = "${NETLAB_VM_MAC:-}" ] && nic=${d##*/}
+  done
+  check "the NIC with MAC ${NETLAB_VM_MAC:-?} is there (${nic:-none})" [ -n "$nic" ]
+  [ -n "$nic" ] || return
+  check "address $me/24 on $nic" ip addr add "$me/24" dev "$nic"
+  ip link set "$nic" up
+  for i in $(seq 60); do ping -c1 -W1 "$peer" >/dev/null 2>&1 && break; done
+  check "ping $peer" ping -c3 -i0.2 -W2 "$peer"
+  check "no default route" [ -z "$(ip route show default)" ]
+  sleep 2  # let the peer's last ping be answered before this VM goes away
+}
+
+case "${1:-}" in
+  --inside) inside ;;
+  --wire) wire "$2" "$3" ;;
+  *) host ;;
+esac
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
