@@ -117,6 +117,10 @@ class Agent:
         for lab in state.list_labs():
             if lab not in plans and _ours(lab):
                 self.remove(lab)
+        for lab in set(self.applied) - set(plans):     # e.g. a first deploy that failed and was undone
+            self.remove(lab)
+        if first:
+            self.drop_stale_statuses(set(plans))
         for lab, value in sorted(checks.items()):
             request = keys.unpack(value)
             if self.checked.get(lab) != request["id"] and lab in plans:
@@ -164,6 +168,15 @@ class Agent:
             return
         self.applied.pop(lab, None)
         self.store.delete(keys.status_key(lab, self.host))
+
+    def drop_stale_statuses(self, planned: set[str]) -> None:
+        """After a restart: status reports of this host for labs it no longer has a plan
+        for (the agent died between reporting and removing) would hold up `down`."""
+        _, kvs = self.store.get_prefix(f"{keys.ROOT}labs/")
+        for key in kvs:
+            parts = key[len(keys.ROOT):].split("/")       # labs/<lab>/status/<host>
+            if len(parts) == 4 and parts[2] == "status" and parts[3] == self.host and parts[1] not in planned:
+                self.remove(parts[1])
 
     def run_checks(self, lab: str, request: dict, record: dict) -> None:
         from .checks import run_local

@@ -210,3 +210,19 @@ def test_a_dead_host_is_reported_and_down_removes_the_living_parts(sim, lab_down
     wait_for(lambda: not lab_namespaces("mh"), timeout=30, pause=0.1)
     sim.wait_agents(sim.names)
     assert_no_leftovers(sim, "mh")
+
+
+def test_a_failed_first_up_names_the_host_and_leaves_nothing(sim, lab_down):
+    lab_down.append("mh")
+    with kernel.created("mh-web"):            # someone else's namespace, on h2's machine
+        pass
+    try:
+        started = time.monotonic()
+        up = sim.netlab("up", TOPO, check=False)
+        assert up.returncode == 1
+        assert "host h2: namespace mh-web already exists and is not part of lab mh" in up.stderr
+        assert time.monotonic() - started < 30
+        assert lab_namespaces("mh") == ["mh-web"]            # only the one netlab did not make
+    finally:
+        kernel.delete("mh-web")
+    assert_no_leftovers(sim, "mh")
