@@ -86,8 +86,14 @@ class StitchLink(Step):
                 f"{self.local} -> {self.remote}" + (f" mtu {self.mtu}" if self.mtu else ""))
 
 
+class _VxlanExecutor(Executor):
+    def delete(self, ctx: Context, s) -> None:
+        ctx.ipr(s.ns).link("del", index=ctx.index(s.ns, s.ifname))
+        ctx.indexes.pop((s.ns, s.ifname), None)
+
+
 @executor("stitch-segment")
-class SegmentExecutor(Executor):
+class SegmentExecutor(_VxlanExecutor):
     def create(self, ctx: Context, s: StitchSegment) -> None:
         index = _create_vxlan(ctx, s.ns, s.ifname, s.mtu, _vxlan_args(s.vni, s.local))
         ipr = ctx.ipr(s.ns)
@@ -95,17 +101,9 @@ class SegmentExecutor(Executor):
         for remote in s.remotes:
             ipr.fdb("append", ifindex=index, lladdr=ZERO_MAC, dst=remote)
 
-    def delete(self, ctx: Context, s: StitchSegment) -> None:
-        ctx.ipr(s.ns).link("del", index=ctx.index(s.ns, s.ifname))
-        ctx.indexes.pop((s.ns, s.ifname), None)
-
 
 @executor("stitch-link")
-class LinkExecutor(Executor):
+class LinkExecutor(_VxlanExecutor):
     def create(self, ctx: Context, s: StitchLink) -> None:
         index = _create_vxlan(ctx, s.ns, s.ifname, s.mtu, _vxlan_args(s.vni, s.local, s.remote))
         ctx.ipr(s.ns).link("set", index=index, state="up")
-
-    def delete(self, ctx: Context, s: StitchLink) -> None:
-        ctx.ipr(s.ns).link("del", index=ctx.index(s.ns, s.ifname))
-        ctx.indexes.pop((s.ns, s.ifname), None)
