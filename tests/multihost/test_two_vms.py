@@ -11,6 +11,7 @@ that skip is a failure. NETLAB_VM_TIMEOUT bounds each VM (default 1200 s here).
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -62,6 +63,15 @@ def is_qemu(pid: int) -> bool:
         return False
 
 
+def term_with_parent() -> None:
+    """In the runner's child: SIGTERM if pytest dies (even by SIGKILL), so the runner
+    kills its qemu rather than running on to its own timeout."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class VM:
     """One `tests/vm/run -- vm_guest.sh ROLE` process, output into a file."""
 
@@ -73,7 +83,8 @@ class VM:
         self.started = time.monotonic()
         self.proc = subprocess.Popen([str(RUN), "--", str(GUEST), role], cwd=ROOT, env=env,
                                      stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=term_with_parent)
         self.qemu: set[int] = set()
         self.seconds: float | None = None
 
