@@ -41,8 +41,9 @@ class Listener:
 @contextlib.contextmanager
 def temporary_listener(view: LabView, node: str | None, proto: str, port: int):
     """Yields a Listener: our own socket (IPv4 and IPv6) on the port in `node`, or None in
-    it if the port is already served (or the target is not a lab node)."""
-    ns = view.ns.get(node) if node else None
+    it if the port is already served (or the target is not a lab node, or runs on another
+    host: there only a declared service answers)."""
+    ns = view.ns.get(node) if node and node not in view.remote else None
     if ns is None:
         yield Listener(None, None)
         return

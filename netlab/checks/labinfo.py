@@ -28,6 +28,7 @@ class LabView:
     gateways: dict[str, str | None] = field(default_factory=dict)
     dns: dict[str, Any] = field(default_factory=dict)
     owner: dict[str, str] = field(default_factory=dict)     # address -> node
+    remote: set[str] = field(default_factory=set)          # nodes on another host (labs across hosts)
 
     @classmethod
     def from_meta(cls, lab: str, meta: dict[str, Any]) -> LabView:
@@ -49,6 +50,9 @@ class LabView:
                     if a:
                         view.owner.setdefault(a, node)
             view.ifaces[node] = ifaces
+        here = (meta.get("multihost") or {}).get("host")
+        if here:
+            view.remote = {n for n, info in (meta.get("nodes") or {}).items() if info.get("host") != here}
         return view
 
     def addresses(self, node: str) -> list[str]:

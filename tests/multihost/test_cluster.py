@@ -69,13 +69,18 @@ def lab_down(sim):
         sim.netlab("down", lab, check=False)
 
 
-def test_up_check_status_down_across_three_hosts(sim, lab_down):
+def test_up_check_status_down_across_three_hosts(sim, lab_down, tmp_path):
     lab_down.append("mh")
     up = sim.netlab("up", TOPO)
     assert "5 nodes up on 3 hosts" in up.stdout
     check = sim.netlab("check", TOPO, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "9 passed, 0 failed" in check.stdout
+    assert "10 passed, 0 failed" in check.stdout
+    # only a declared service answers on another host: no temporary listener there
+    extra = sim.netlab("check", write(tmp_path, open(TOPO).read().replace(
+        "checks:\n", "checks:\n  - {tcp: {from: pc1, to: \"web:9001\"}}\n  - {tcp: {from: web, to: \"pc2:22\"}}\n")),
+        "--wait", "0.5", check=False)
+    assert "FAIL  tcp pc1 -> web:9001" in extra.stdout and "PASS  tcp web -> pc2:22" in extra.stdout
     # each host made only its own nodes, in namespaces named as on one host
     assert sorted(lab_namespaces("mh")) == ["mh--h1", "mh--h2", "mh-gw", "mh-isp", "mh-pc1", "mh-pc2", "mh-web"]
     # the VXLAN devices live in the lab's namespaces: nothing in the hosts' own
