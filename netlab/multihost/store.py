@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 ROOT = "/netlab/"
 REQUEST_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 2.0        # an endpoint that does not answer a SYN is skipped this soon
 
 
 class StoreError(Exception):
@@ -103,7 +104,7 @@ class Store:
             parts = urlsplit(url)
             self._clients.append(etcd3gw.client(
                 host=parts.hostname, port=parts.port or 2379, protocol=parts.scheme,
-                timeout=timeout, api_path="/v3/"))
+                timeout=(CONNECT_TIMEOUT, timeout), api_path="/v3/"))
         self._current = 0
 
     # -- transport
@@ -150,15 +151,28 @@ class Store:
 
     def wait_for_change(self, prefix: str, after_revision: int, timeout: float) -> bool:
         """Block until a key under `prefix` changes after `after_revision`, or `timeout`.
-        True if something changed (or the watch failed: the caller re-reads anyway)."""
-        from etcd3gw import exceptions as ex
+        True if something changed (or the watch failed: the caller re-reads anyway).
+
+        One watch request on the gateway, read with a timeout (etcd3gw's own watcher
+        opens its stream with none, so an endpoint that vanished would hang it)."""
+        import requests
         client = self._clients[self._current]
+        body = {"create_request": {"key": _b64(prefix), "range_end": _range_end(prefix),
+                                   "start_revision": after_revision + 1}}
+        started = time.monotonic()
         try:
-            client.watch_prefix_once(prefix, timeout=timeout, start_revision=after_revision + 1)
+            with client.session.post(client.get_url("/watch"), json=body, stream=True,
+                                     timeout=(CONNECT_TIMEOUT, timeout)) as reply:
+                for line in reply.iter_lines():
+                    result = json.loads(line).get("result", {}) if line.strip() else {}
+                    if result.get("events") or result.get("canceled") or result.get("created") is False:
+                        return True
+                    if time.monotonic() - started > timeout:
+                        return False
             return True
-        except ex.WatchTimedOut:
-            return False
-        except Exception:        # the endpoint went away mid-watch: move on, re-read now
+        except (requests.RequestException, ValueError):
+            if time.monotonic() - started >= timeout * 0.9:
+                return False                          # the read timed out: nothing changed
             self._current = (self._current + 1) % len(self._clients)
             time.sleep(0.2)
             return True
