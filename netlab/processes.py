@@ -7,14 +7,18 @@ Its own children it reaps itself (waitpid). Others, such as a DNS server whose `
 has exited (its parent is then PID 1), it watches in /proc until their parent has
 collected them: a zombie (`[dnsmasq] <defunct>`) still counts as there. Servers netlab
 starts as daemons become its own children (`adopting`), so a lab brought up and down by
-one process (a test, the pytest plugin) leaves nothing for PID 1 to collect.
+one process (a test, the pytest plugin) leaves nothing for PID 1 to collect; and a
+thread reaps those children as they exit (`watch`), also when another process (`netlab
+down` as a command) ends them.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import os
+import select
 import signal
+import threading
 import time
 
 # How long netlab waits for a process it ended to be gone. Its own children take
@@ -63,7 +67,11 @@ def _present(rec: dict) -> tuple[str, int] | None:
 
 
 def _reap(pid: int) -> bool:
-    """Collect our own child's exit status if it has exited; True if it is gone."""
+    """Collect our own child's exit status if it has exited; True if it is gone. A
+    watched child is left to the reaper thread (it is gone a moment later)."""
+    with _watch_lock:
+        if pid in _watched.values():
+            return False
     try:
         return os.waitpid(pid, os.WNOHANG)[0] == pid
     except ChildProcessError:
@@ -204,3 +212,65 @@ def reap_daemon_parent(pid: int) -> None:
     lead = _stat(leader)
     if lead is not None and lead[1] == os.getpid() and lead[0] in ("Z", "X"):
         _reap(leader)
+
+
+# --- children reaped as they exit ----------------------------------------------------
+
+_watch_lock = threading.Lock()
+_watched: dict[int, int] = {}           # pidfd -> PID of a child of this process
+_reaper: tuple[int, int, int] | None = None   # (our PID, wake-up pipe's ends) once started
+
+
+def watch(pid: int) -> None:
+    """Reap this child of ours as soon as it exits, whoever ended it: when a lab brought
+    up by a long-lived process (a test run, an agent) is taken down by another (`netlab
+    down` as a command), its servers do not linger here as zombies, and that `down` need
+    not wait for them. A daemon thread does it, started with the first watched child."""
+    global _reaper
+    if not hasattr(os, "pidfd_open") or not hasattr(os, "P_PIDFD"):
+        return                      # Python or kernel without pidfds: stop() still reaps
+    st = _stat(pid)
+    if st is None or st[1] != os.getpid():
+        return                      # not our child (left to PID 1): nothing to reap here
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    with _watch_lock:
+        if _reaper is None or _reaper[0] != os.getpid():     # first, or in a forked child
+            for inherited in _watched:
+                os.close(inherited)
+            _watched.clear()
+            wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            _reaper = (os.getpid(), wake_r, wake_w)
+            threading.Thread(target=_reap_watched, args=(wake_r,), name="netlab-reaper",
+                             daemon=True).start()
+        _watched[fd] = pid
+        os.write(_reaper[2], b"w")
+
+
+def _reap_watched(wake: int) -> None:
+    poller = select.poll()
+    poller.register(wake, select.POLLIN)
+    polled: set[int] = set()
+    while True:
+        with _watch_lock:
+            for fd in set(_watched) - polled:
+                poller.register(fd, select.POLLIN)
+                polled.add(fd)
+        for fd, _ in poller.poll():
+            if fd == wake:
+                try:
+                    os.read(wake, 4096)
+                except BlockingIOError:
+                    pass
+                continue
+            try:
+                os.waitid(os.P_PIDFD, fd, os.WEXITED)   # this process, never a reused PID
+            except ChildProcessError:                   # collected by someone already
+                pass
+            poller.unregister(fd)
+            polled.discard(fd)
+            with _watch_lock:
+                _watched.pop(fd, None)
+            os.close(fd)

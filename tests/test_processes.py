@@ -105,6 +105,18 @@ def test_a_daemon_started_while_adopting_is_our_child_and_its_middle_process_is_
     assert gone(rec)
 
 
+def test_a_watched_child_is_reaped_as_it_exits_whoever_ends_it():
+    child = subprocess.Popen(["sleep", "30"])
+    child.returncode = 0                 # as netlab's servers: not the Popen's to wait for
+    rec = processes.record(child.pid)
+    processes.watch(child.pid)
+    subprocess.run(["kill", "-TERM", str(child.pid)], check=True)     # another process ends it
+    deadline = time.monotonic() + 2
+    while not gone(rec) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert gone(rec)
+
+
 @pytest.fixture
 def example_lab():
     """The example lab under its own name; always removed."""
@@ -154,4 +166,18 @@ def test_example_down_by_another_process_waits_until_pid_1_collected_the_dns_ser
     records = recorded(example_lab.name)
     assert processes._stat(records[0]["pid"])[1] != os.getpid()
     subprocess.run(netlab + ["down", example_lab.name], check=True, capture_output=True, timeout=60)
+    assert [r for r in records if not gone(r)] == []
+
+
+@pytest.mark.kernel
+def test_example_up_here_and_down_by_the_command_leaves_no_zombie_here(example_lab):
+    """A test (or an agent) brings the lab up in its own process and `netlab down` runs
+    as a command: the servers are this process's children, reaped here as they exit, so
+    `down` need not wait and nothing lingers."""
+    labops.up(example_lab)
+    records = recorded(example_lab.name)
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "netlab", "down", example_lab.name], check=True,
+                   capture_output=True, timeout=60)
+    assert time.monotonic() - started < 2.0          # not REAP_TIMEOUT (3 s)
     assert [r for r in records if not gone(r)] == []

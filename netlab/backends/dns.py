@@ -20,7 +20,7 @@ import time
 from typing import ClassVar
 
 from ..processes import (adopting, alive, reap_daemon_parent, record, start_time, stop,  # noqa: F401
-                         wait)
+                         wait, watch)
 from .. import kernel, state
 from ..apply import Context, Executor, executor
 from ..errors import ApplyError
@@ -155,6 +155,7 @@ def start(s: DnsServer) -> dict:
     pid = _read_pid(paths["pid"])
     if pid is not None:
         reap_daemon_parent(pid)
+        watch(pid)                      # reaped when it exits, whoever stops it
     if pid is None or start_time(pid) is None:
         if pid is not None and record(pid):
             wait([record(pid)], 0)      # reaped, if it was adopted and has exited

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import ClassVar
 
-from ..processes import _reap, alive, start_time, stop  # noqa: F401 (re-exported)
+from ..processes import _reap, alive, start_time, stop, watch  # noqa: F401 (re-exported)
 from .. import state
 from ..apply import Context, Executor, executor
 from ..errors import ApplyError
@@ -66,6 +66,7 @@ def spawn(lab: str, s: Service) -> dict:
         raise ApplyError(f"node {s.node}: services {' '.join(s.services)}: "
                          f"{message or 'the responder did not start'} (log: {log_path})")
     proc.returncode = 0          # not ours to wait for: it outlives this command
+    watch(proc.pid)              # reaped when it exits, whoever stops it
     return {"pid": proc.pid, "start": start_time(proc.pid), "ns": s.ns,
             "services": list(s.services)}
 
