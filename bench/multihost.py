@@ -21,6 +21,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from netlab.multihost.sim import SimCluster  # noqa: E402
 
 
+SETTLE = 5.0     # seconds for the kernel to finish freeing removed namespaces (it does so
+                 # after `down` returns, under the locks that making namespaces needs)
+
+
 def timed(run) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     result = run()
@@ -47,8 +51,10 @@ def main() -> None:
         one_up, r = timed(lambda: subprocess.run(py + ["up", path], capture_output=True, text=True, check=True))
         one_check, _ = timed(lambda: subprocess.run(py + ["check", path], capture_output=True, text=True))
         one_down, _ = timed(lambda: subprocess.run(py + ["down", "mhbench"], capture_output=True, text=True, check=True))
+        time.sleep(SETTLE)
         print(f"one host:  {n} nodes  up {one_up:6.2f}s  check {one_check:5.2f}s  down {one_down:5.2f}s")
         with SimCluster("mhb", hosts=hosts, ttl=5, net=9) as sim:
+            time.sleep(SETTLE)
             up, r = timed(lambda: sim.netlab("up", path, timeout=600))
             agents = {m.group(1): float(m.group(2)) for m in re.finditer(r"(h\d+): \d+ created, \d+ removed in ([\d.]+)s", r.stderr)}
             check, c = timed(lambda: sim.netlab("check", path, check=False))
