@@ -163,6 +163,30 @@ def test_down_removes_every_object_and_processes_inside():
         labops.down("core-rt")
 
 
+def test_down_command_of_a_lab_with_dns_and_responders_imports_no_netlink_library():
+    """`netlab down` reads the state (its firewall step's type included), stops the DNS
+    server and the responders, removes the namespaces: no pyroute2, no Docker client, no
+    compiler, no YAML loader, no tunnel, check or fault code."""
+    import sys
+
+    from netlab.testing import load
+    topo = load(os.path.join(os.path.dirname(__file__), "..", "examples", "lab.yml"), name="core-imp")
+    code = ("import sys\nfrom netlab.cli import main\nsys.argv = ['netlab', 'down', 'core-imp']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(' '.join(sorted(sys.modules)))")
+    try:
+        labops.up(topo)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        loaded = set(done.stdout.split())
+        assert "lab core-imp: removed" in done.stdout and LabState.load("core-imp") is None
+        unwanted = {"pyroute2", "docker", "yaml", "netlab.compiler", "netlab.loader",
+                    "netlab.tunnels", "netlab.checks", "netlab.faults", "netlab.backends.netns"}
+        assert not loaded & unwanted, sorted(loaded & unwanted)
+    finally:
+        labops.down("core-imp")
+
+
 def test_down_finds_a_lab_by_its_marks_when_state_is_lost():
     labops.up(load_text(ROUTED))
     try:
