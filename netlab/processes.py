@@ -124,7 +124,7 @@ def _signal(rec: dict, sig: int) -> bool:
     return True
 
 
-_deferred: list[dict] | None = None      # see collecting()
+_local = threading.local()              # .deferred: see collecting()
 
 
 def stop(rec: dict | None, grace: float = 1.0, timeout: float = REAP_TIMEOUT) -> None:
@@ -136,22 +136,23 @@ def stop(rec: dict | None, grace: float = 1.0, timeout: float = REAP_TIMEOUT) ->
     rec = {"pid": rec["pid"], "start": rec.get("start")}
     if _signal(rec, signal.SIGTERM) and wait([rec], grace, dead_only=True):
         _signal(rec, signal.SIGKILL)
-    if _deferred is not None:
-        _deferred.extend(wait([rec], 0))     # our own child is reaped here and now
+    deferred = getattr(_local, "deferred", None)
+    if deferred is not None:
+        deferred.extend(wait([rec], 0))      # our own child is reaped here and now
         return
     wait([rec], timeout)
 
 
 @contextlib.contextmanager
 def collecting(timeout: float = REAP_TIMEOUT):
-    """Processes that stop() ends in the block are waited for together when it ends, so
-    that two servers left to a slow PID 1 cost one wait, not two."""
-    global _deferred
-    outer, _deferred = _deferred, []
+    """Processes that stop() ends in the block (on this thread) are waited for together
+    when it ends, so that two servers left to a slow PID 1 cost one wait, not two."""
+    outer = getattr(_local, "deferred", None)
+    pending = _local.deferred = []
     try:
         yield
     finally:
-        pending, _deferred = _deferred, outer
+        _local.deferred = outer
         if outer is not None:
             outer.extend(pending)
         else:
