@@ -4,7 +4,8 @@ engine (lab.deploy) and state, and reports what it did under labs/<lab>/status/<
 
 Level-triggered: after every change (and every few seconds anyway) the agent re-reads its
 whole share and converges, so a missed event, a restart or an etcd member going away
-costs a delay, never a wrong lab. Labs this agent made whose plan has gone from etcd are
+costs a delay, never a wrong lab; a lab part removed by hand (`netlab down` on this
+machine) is made again within seconds. Labs this agent made whose plan has gone from etcd are
 removed (also labs left from before a crash: they are found in the local state).
 """
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Agent:
     stopping: threading.Event = field(default_factory=threading.Event)
     applied: dict[str, int] = field(default_factory=dict)     # lab -> generation made
     checked: dict[str, str] = field(default_factory=dict)     # lab -> check request id done
+    failed: set[str] = field(default_factory=set)             # labs whose last apply failed
 
     # -- registration
 
@@ -110,9 +112,12 @@ class Agent:
                 plans[lab] = value
             elif kind == "checks":
                 checks[lab] = value
+        local = set(state.list_labs())
         for lab, value in sorted(plans.items()):
             record = keys.unpack(value)
-            if first or self.applied.get(lab) != record["generation"]:
+            made = self.applied.get(lab) == record["generation"]
+            vanished = made and lab not in local and lab not in self.failed   # removed by hand
+            if first or not made or vanished:
                 self.apply(lab, record)
         for lab in state.list_labs():
             if lab not in plans and _ours(lab):
@@ -144,6 +149,7 @@ class Agent:
             st = LabState.load(lab)
             st.extras["multihost"] = {"generation": generation, "host": self.host}
             st.save()
+            self.failed.discard(lab)
             report.update(state="up", created=result.created, deleted=result.deleted,
                           seconds=round(result.seconds, 3))
             log(f"lab {lab} generation {generation}: {result.created} created, "
@@ -155,6 +161,8 @@ class Agent:
             report.update(state="failed", error=f"{type(err).__name__}: {err}",
                           seconds=round(time.monotonic() - started, 3))
             log(f"lab {lab} generation {generation}: failed: {type(err).__name__}: {err}")
+        if report["state"] != "up":
+            self.failed.add(lab)
         self.applied[lab] = generation
         self.store.put_json(keys.status_key(lab, self.host), report)
 

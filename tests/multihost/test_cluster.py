@@ -231,3 +231,16 @@ def test_a_failed_first_up_names_the_host_and_leaves_nothing(sim, lab_down):
     finally:
         kernel.delete("mh-web")
     assert_no_leftovers(sim, "mh")
+
+
+def test_a_part_removed_by_hand_is_made_again_by_its_agent(sim, lab_down):
+    lab_down.append("mh")
+    sim.netlab("up", TOPO)
+    subprocess.run([sys.executable, "-m", "netlab", "down", "mh"], check=True, capture_output=True,
+                   env={**os.environ, "NETLAB_STATE_DIR": sim.state_dir("h2")})
+    assert not kernel.netns_exists("mh-pc2") and kernel.netns_exists("mh-pc1")
+    wait_for(lambda: kernel.netns_exists("mh-web") and sim.local_labs("h2") == ["mh"], timeout=15, pause=0.1)
+    check = sim.netlab("check", TOPO, "--wait", "10", check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    sim.netlab("down", "mh")
+    assert_no_leftovers(sim, "mh")
