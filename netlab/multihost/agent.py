@@ -40,14 +40,34 @@ def underlay_towards(url: str) -> str:
         return s.getsockname()[0]
 
 
-def mtu_of(address: str) -> int:
-    """MTU of the interface that holds `address` in this namespace (1500 if unknown)."""
+def mtu_of(address: str) -> int | None:
+    """MTU of the interface that holds `address` in this namespace; None if none does."""
+    import ipaddress
     from pyroute2 import IPRoute
+    wanted = ipaddress.ip_address(address)
     with IPRoute() as ipr:
         for a in ipr.get_addr():
-            if a.get_attr("IFA_ADDRESS") == address:
+            if ipaddress.ip_address(a.get_attr("IFA_ADDRESS")) == wanted:
                 return int(ipr.link("get", index=a["index"])[0].get_attr("IFLA_MTU") or 1500)
-    return 1500
+    return None
+
+
+def check_underlay(address: str, given: bool) -> int:
+    """The underlay MTU, or ApplyError when the address cannot carry a lab between hosts."""
+    import ipaddress
+    from ..errors import ApplyError
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise ApplyError(f"--underlay {address!r} is not an IP address") from None
+    if ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast:
+        how = "--underlay" if given else "the address towards etcd"
+        raise ApplyError(f"{how} is {address}, which other hosts cannot reach: give --underlay "
+                         f"with this machine's address on the network between the hosts")
+    mtu = mtu_of(address)
+    if mtu is None:
+        raise ApplyError(f"--underlay {address} is not an address of this machine")
+    return mtu
 
 
 @dataclass
@@ -59,9 +79,11 @@ class Agent:
     ttl: int = 10
     lease: int | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
-    applied: dict[str, int] = field(default_factory=dict)     # lab -> generation made
+    applied: dict[str, int] = field(default_factory=dict)     # lab -> plan revision made
+    reported: dict[str, int] = field(default_factory=dict)    # lab -> plan revision reported
     checked: dict[str, str] = field(default_factory=dict)     # lab -> check request id done
     failed: set[str] = field(default_factory=set)             # labs whose last apply failed
+    pending: dict[str, dict] = field(default_factory=dict)    # lab -> a report not yet written
 
     # -- registration
 
@@ -90,108 +112,143 @@ class Agent:
         first = True
         while not self.stopping.is_set():
             try:
-                revision, kvs = self.store.get_prefix(prefix)
-                self.converge(kvs, first)
+                revision, entries = self.store.entries(prefix)
+                self.converge(entries, first)
                 first = False
                 self.store.wait_for_change(prefix, revision, RESYNC)
             except StoreError as err:
                 log(str(err))
+                self.stopping.wait(1.0)
+            except Exception as err:        # a bad record must not stop the agent: log, go on
+                log(f"{type(err).__name__}: {err}")
                 self.stopping.wait(1.0)
         try:
             self.store.revoke(self.lease)
         except StoreError:
             pass
 
-    def converge(self, kvs: dict[str, bytes], first: bool = False) -> None:
+    def converge(self, entries: dict[str, tuple[bytes, int]], first: bool = False) -> None:
+        """Make this machine match its share. A plan is known by its key's etcd revision
+        (`generation` numbers restart after a `down`; revisions never repeat)."""
         from .. import state
         prefix = keys.agent_prefix(self.host)
         plans, checks = {}, {}
-        for key, value in kvs.items():
+        for key, entry in entries.items():
             kind, _, lab = key[len(prefix):].partition("/")
-            if kind == "plans":
-                plans[lab] = value
-            elif kind == "checks":
-                checks[lab] = value
+            (plans if kind == "plans" else checks if kind == "checks" else {})[lab] = entry
         local = set(state.list_labs())
-        for lab, value in sorted(plans.items()):
-            record = keys.unpack(value)
-            made = self.applied.get(lab) == record["generation"]
-            vanished = made and lab not in local and lab not in self.failed   # removed by hand
-            if first or not made or vanished:
-                self.apply(lab, record)
-        for lab in state.list_labs():
-            if lab not in plans and _ours(lab):
+        # what has no plan any more goes first: its names and VNIs may be wanted again
+        for lab in sorted(local - set(plans)):
+            if _ours(lab):
                 self.remove(lab)
-        for lab in set(self.applied) - set(plans):     # e.g. a first deploy that failed and was undone
+        for lab in sorted(set(self.applied) - set(plans)):   # e.g. a failed first deploy, undone
             self.remove(lab)
         if first:
             self.drop_stale_statuses(set(plans))
-        for lab, value in sorted(checks.items()):
+        for lab, (value, revision) in sorted(plans.items()):
+            made = self.applied.get(lab) == revision
+            vanished = made and lab not in local and lab not in self.failed   # removed by hand
+            if first or not made or vanished:
+                self.apply(lab, keys.unpack(value), revision)
+            elif self.reported.get(lab) != revision:
+                self.report(lab)                   # the last report did not reach etcd
+        for lab, (value, _) in sorted(checks.items()):
             request = keys.unpack(value)
             if self.checked.get(lab) != request["id"] and lab in plans:
-                self.run_checks(lab, request, keys.unpack(plans[lab]))
+                self.run_checks(lab, request, keys.unpack(plans[lab][0]), plans[lab][1])
 
     # -- what a sub-plan asks for
 
-    def apply(self, lab: str, record: dict) -> None:
+    def apply(self, lab: str, record: dict, revision: int) -> None:
         from .. import lab as labops
         from ..errors import ApplyError, TopologyError
         from ..loader import load_text
         from ..plan import Plan
         from ..state import LabState
         generation = record["generation"]
-        report = {"host": self.host, "generation": generation, "pid": os.getpid()}
+        report = {"host": self.host, "generation": generation, "revision": revision, "pid": os.getpid()}
         started = time.monotonic()
         try:
             topo = load_text(record["yaml"], source=record.get("source") or "<etcd>")
             topo.source = record.get("source")
-            result = labops.deploy(topo, Plan.from_dict(record["plan"]))
+            plan = Plan.from_dict(record["plan"])
+            _refuse_foreign(lab, topo.name, plan)
+            result = labops.deploy(topo, plan)
             st = LabState.load(lab)
-            st.extras["multihost"] = {"generation": generation, "host": self.host}
+            st.extras["multihost"] = {"generation": generation, "revision": revision, "host": self.host}
             st.save()
             self.failed.discard(lab)
             report.update(state="up", created=result.created, deleted=result.deleted,
                           seconds=round(result.seconds, 3))
             log(f"lab {lab} generation {generation}: {result.created} created, "
                 f"{result.deleted} removed in {result.seconds:.2f}s")
-        except (ApplyError, TopologyError) as err:
-            report.update(state="failed", error=str(err), seconds=round(time.monotonic() - started, 3))
-            log(f"lab {lab} generation {generation}: failed: {err}")
-        except Exception as err:      # never let one lab stop the agent
-            report.update(state="failed", error=f"{type(err).__name__}: {err}",
-                          seconds=round(time.monotonic() - started, 3))
-            log(f"lab {lab} generation {generation}: failed: {type(err).__name__}: {err}")
-        if report["state"] != "up":
+        except Exception as err:          # never let one lab stop the agent
+            text = str(err) if isinstance(err, (ApplyError, TopologyError)) else f"{type(err).__name__}: {err}"
+            report.update(state="failed", error=text, seconds=round(time.monotonic() - started, 3))
             self.failed.add(lab)
-        self.applied[lab] = generation
+            log(f"lab {lab} generation {generation}: failed: {text}")
+        self.applied[lab] = revision
+        self.pending[lab] = report
+        self.report(lab)
+
+    def report(self, lab: str) -> None:
+        """Write the lab's pending report; kept for the next pass if etcd does not take it."""
+        report = self.pending.get(lab)
+        if report is None:
+            return
         self.store.put_json(keys.status_key(lab, self.host), report)
+        self.reported[lab] = report["revision"]
+        del self.pending[lab]
 
     def remove(self, lab: str) -> None:
         from .. import lab as labops
         try:
-            labops.down(lab)
-            log(f"lab {lab}: removed (its plan is gone from etcd)")
+            labops.down(lab, marked=[])     # by this machine's state only, never by marks:
+            log(f"lab {lab}: removed (its plan is gone from etcd)")   # hosts may share /run/netns
         except Exception as err:
             log(f"lab {lab}: removing failed: {err}")
             return
-        self.applied.pop(lab, None)
-        self.store.delete(keys.status_key(lab, self.host))
+        self.store.delete(keys.status_key(lab, self.host))   # on failure: tried again next pass
+        for table in (self.applied, self.reported, self.pending, self.checked):
+            table.pop(lab, None)
+        self.failed.discard(lab)
 
     def drop_stale_statuses(self, planned: set[str]) -> None:
         """After a restart: status reports of this host for labs it no longer has a plan
         for (the agent died between reporting and removing) would hold up `down`."""
-        _, kvs = self.store.get_prefix(f"{keys.ROOT}labs/")
-        for key in kvs:
+        for key in self.store.keys(f"{keys.ROOT}labs/"):
             parts = key[len(keys.ROOT):].split("/")       # labs/<lab>/status/<host>
             if len(parts) == 4 and parts[2] == "status" and parts[3] == self.host and parts[1] not in planned:
                 self.remove(parts[1])
 
-    def run_checks(self, lab: str, request: dict, record: dict) -> None:
+    def run_checks(self, lab: str, request: dict, record: dict, revision: int) -> None:
         from .checks import run_local
-        results = run_local(lab, request, record["plan"]["meta"], self.host)
+        if request.get("revision", revision) != revision or self.applied.get(lab) != revision:
+            results = [{"index": -1, "ok": False, "detail": f"host {self.host} has not made the "
+                        f"lab's latest plan (its revision {self.applied.get(lab)}, "
+                        f"the lab's {request.get('revision')})"}]
+        else:
+            try:
+                results = run_local(lab, request, record["plan"]["meta"], self.host)
+            except Exception as err:
+                results = [{"index": -1, "ok": False, "detail": f"{type(err).__name__}: {err}"}]
         self.store.put_json(keys.check_result_key(lab, self.host),
                             {"id": request["id"], "host": self.host, "results": results})
         self.checked[lab] = request["id"]
+
+
+def _refuse_foreign(lab: str, name: str, plan) -> None:
+    """A plan from etcd touches only its own lab's namespaces (etcd is an input, not a
+    source of trust: a step naming another namespace is refused, not applied)."""
+    from ..errors import ApplyError
+    from .partition import NS_FIELDS
+    if not (lab == name == plan.lab):
+        raise ApplyError(f"plan for lab {lab} names lab {plan.lab} / {name}")
+    for s in plan.steps:
+        for f in NS_FIELDS:
+            value = getattr(s, f, None)
+            if isinstance(value, str) and not value.startswith(f"{lab}-"):
+                raise ApplyError(f"plan step {s.describe()} names namespace {value}, not one of lab {lab}")
 
 
 def _ours(lab: str) -> bool:
@@ -209,7 +266,7 @@ def main(endpoints: str, host: str, underlay: str | None, state_dir: str | None,
         os.environ["NETLAB_STATE_DIR"] = state_dir
     urls = keys.parse_endpoints(endpoints)
     address = underlay or underlay_towards(urls[0])
-    agent = Agent(Store(urls), host, address, mtu_of(address), ttl)
+    agent = Agent(Store(urls), host, address, check_underlay(address, bool(underlay)), ttl)
 
     def stop(signum, _frame):
         log(f"signal {signum}: stopping (labs stay as they are)")

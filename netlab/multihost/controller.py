@@ -2,9 +2,11 @@
 
 up: place the nodes on the live hosts, compile, split, and write every host's sub-plan
 and the lab's record in one etcd transaction; then wait until each host's agent reports
-that generation (or fails, or its lease runs out). A first deploy that fails is removed
-again from every living host. A node moved to another host is first removed where it
-was (phase one), then made where it goes, so the two never hold the same names at once.
+the plan of that transaction's revision (or fails, or its lease runs out). Generations
+are for people; revisions, which etcd never repeats, say which plan an agent made. A
+first deploy that fails (or is interrupted) is removed again from every living host. A
+node moved to another host is first removed where it was (phase one), then made where it
+goes, so the two never hold the same names at once.
 """
 from __future__ import annotations
 
@@ -55,16 +57,16 @@ def read_spec(store: Store, lab: str) -> dict | None:
 
 
 def _all_specs(store: Store) -> dict[str, dict]:
-    _, kvs = store.get_prefix(f"{keys.ROOT}labs/")
-    return {k.split("/")[3]: keys.unpack(v) for k, v in kvs.items() if k.endswith("/spec")}
+    """Every lab's record, with the etcd revision it (and its plans) was written at."""
+    _, entries = store.entries(f"{keys.ROOT}labs/")
+    return {k.split("/")[3]: dict(keys.unpack(v), revision=rev)
+            for k, (v, rev) in entries.items() if k.endswith("/spec")}
 
 
 def _hosts_holding(store: Store, lab: str) -> set[str]:
     """Hosts that have a plan for the lab, or still report a status for it."""
-    _, plans = store.get_prefix(f"{keys.ROOT}agents/")
-    held = {k.split("/")[3] for k in plans if k.endswith(f"/plans/{lab}")}
-    _, statuses = store.get_prefix(f"{keys.ROOT}labs/{lab}/status/")
-    return held | {k.rsplit("/", 1)[1] for k in statuses}
+    held = {k.split("/")[3] for k in store.keys(f"{keys.ROOT}agents/") if k.endswith(f"/plans/{lab}")}
+    return held | {k.rsplit("/", 1)[1] for k in store.keys(f"{keys.ROOT}labs/{lab}/status/")}
 
 
 def say(message: str) -> None:
@@ -81,8 +83,9 @@ def up(store: Store, topo: Topology, timeout: float = 300.0, progress: Callable 
     plan, _ = compile_topology(topo)
     used = sorted(set(placement.values()))
     underlay = {h: Underlay(hosts[h]["address"], int(hosts[h].get("mtu") or 1500)) for h in used}
+    _check_underlay(underlay)
     taken = {v for lab, s in _all_specs(store).items() if lab != topo.name for v in s.get("vnis", {}).values()}
-    parts = split(plan, placement, underlay, (old or {}).get("vnis"), taken)
+    parts = split(plan, placement, underlay, (old or {}).get("vnis"), taken, (old or {}).get("dns_host"))
     generation = (old or {}).get("generation", 0) + 1
     source_text = _source_text(topo)
     moved = sorted(n for n, h in placement.items() if old and old["placement"].get(n) not in (None, h))
@@ -96,20 +99,40 @@ def up(store: Store, topo: Topology, timeout: float = 300.0, progress: Callable 
                                                     "yaml": source_text, "source": topo.source})
             for h, p in parts.plans.items()}
     puts[keys.spec_key(topo.name)] = keys.pack(record)
-    store.transaction(puts, deletes=[keys.plan_key(h, topo.name) for h in gone])
+    revision = store.transaction(puts, deletes=[keys.plan_key(h, topo.name) for h in gone]
+                                 + [keys.check_request_key(h, topo.name) for h in gone])
     progress(f"lab {topo.name}: generation {generation} written for "
              f"{', '.join(f'{h} ({sum(1 for n in placement.values() if n == h)} nodes)' for h in used)}")
     report = UpReport(topo.name, generation, placement, seconds=0.0, warnings=parts.warnings)
     try:
-        report.hosts = wait_for(store, topo.name, set(used), generation, timeout, progress)
+        report.hosts = wait_for(store, topo.name, set(used), revision, timeout, progress)
         wait_removed(store, topo.name, set(gone), timeout, progress)
-    except ApplyError:
-        if old is None:
+    except (ApplyError, KeyboardInterrupt) as err:
+        if old is None:                  # a first deploy leaves nothing half-built
             progress(f"lab {topo.name}: removing what the hosts made")
-            down(store, topo.name, timeout, progress=lambda _m: None)
+            try:
+                down(store, topo.name, timeout, progress=lambda _m: None)
+            except Exception as undo:
+                raise ApplyError(f"{err or 'interrupted'} (and removing it failed: {undo})") from None
+        if isinstance(err, KeyboardInterrupt):
+            raise ApplyError("interrupted" + ("; removed what the hosts had made" if old is None else "")) from None
         raise
     report.seconds = time.monotonic() - started
     return report
+
+
+def _check_underlay(underlay: dict[str, Underlay]) -> None:
+    """The hosts of one lab must reach each other: one address family, no loopback."""
+    import ipaddress
+    addresses = {h: ipaddress.ip_address(u.address) for h, u in underlay.items()}
+    local = sorted(h for h, a in addresses.items() if a.is_loopback or a.is_link_local or a.is_unspecified)
+    if local:
+        raise ApplyError(f"host {local[0]} registered underlay address {underlay[local[0]].address}, which "
+                         f"other hosts cannot reach: restart its agent with --underlay ADDRESS")
+    if len({a.version for a in addresses.values()}) > 1:
+        raise ApplyError("the lab's hosts mix IPv4 and IPv6 underlay addresses ("
+                         + ", ".join(f"{h} {u.address}" for h, u in sorted(underlay.items()))
+                         + "): give every agent an --underlay of one family")
 
 
 def _source_text(topo: Topology) -> str:
@@ -129,24 +152,39 @@ def _phase_one(store: Store, lab: str, old: dict, moved: list[str], generation: 
         if not raw:
             continue
         record = keys.unpack(raw)
-        plan = Plan.from_dict(record["plan"])
-        plan.steps = [s for s in plan.steps
-                      if not any(getattr(s, f, None) in leaving for f in ("ns", "peer_ns", "netns"))]
+        plan = without_namespaces(Plan.from_dict(record["plan"]), set(leaving))
         record.update(generation=generation, plan=plan.to_dict())
         puts[keys.plan_key(host, lab)] = keys.pack(record)
     if not puts:
         return generation
-    store.transaction(puts)
+    revision = store.transaction(puts)
     hosts = {k.split("/")[3] for k in puts}
     progress(f"lab {lab}: moving {', '.join(moved)}: removing from {', '.join(sorted(hosts))} first")
-    wait_for(store, lab, hosts, generation, timeout, progress)
+    wait_for(store, lab, hosts, revision, timeout, progress)
     return generation + 1
 
 
-def wait_for(store: Store, lab: str, hosts: set[str], generation: int, timeout: float,
+def without_namespaces(plan: Plan, gone: set[str]) -> Plan:
+    """The plan less every step in (or joined to) these namespaces, and less what lived
+    on those steps (the address of a staying node on a link to a leaving one)."""
+    from .partition import NS_FIELDS
+    provided: set[tuple] = set()
+    kept = []
+    for s in plan.steps:
+        if any(getattr(s, f, None) in gone for f in NS_FIELDS):
+            continue
+        if any(p not in provided for p in s.parents):
+            continue
+        kept.append(s)
+        provided.add(s.key)
+        provided.update(plan.iface_key(s))
+    return Plan(lab=plan.lab, steps=kept, warnings=plan.warnings, meta=plan.meta)
+
+
+def wait_for(store: Store, lab: str, hosts: set[str], written: int, timeout: float,
              progress: Callable) -> dict[str, dict]:
-    """Every host's status for `generation`; ApplyError naming the hosts that failed,
-    lost their agent, or did not answer in time."""
+    """Every host's status for the plans written at revision `written` (or later); ApplyError
+    naming the hosts that failed, lost their agent, or did not answer in time."""
     deadline = time.monotonic() + timeout
     done: dict[str, dict] = {}
     prefix = f"{keys.ROOT}labs/{lab}/status/"
@@ -154,7 +192,7 @@ def wait_for(store: Store, lab: str, hosts: set[str], generation: int, timeout: 
         revision, kvs = store.get_prefix(prefix)
         for key, value in kvs.items():
             host, report = key.rsplit("/", 1)[1], json.loads(value)
-            if host in hosts and host not in done and report.get("generation") == generation:
+            if host in hosts and host not in done and report.get("revision", 0) >= written:
                 done[host] = report
                 if report.get("state") == "up":
                     progress(f"  {host}: {report.get('created', 0)} created, "
@@ -170,10 +208,10 @@ def wait_for(store: Store, lab: str, hosts: set[str], generation: int, timeout: 
         dead = waiting - set(live_hosts(store))
         if dead:
             raise ApplyError("; ".join(f"host {h}: its agent is gone (lease expired) before it "
-                                       f"reported generation {generation}" for h in sorted(dead)))
+                                       f"reported its part" for h in sorted(dead)))
         if time.monotonic() > deadline:
             raise ApplyError(f"timed out after {timeout:.0f}s waiting for host(s) "
-                             f"{', '.join(sorted(waiting))} to report generation {generation}")
+                             f"{', '.join(sorted(waiting))} to report their part")
         store.wait_for_change(prefix, revision, POLL)
 
 
@@ -224,7 +262,7 @@ def status(store: Store, lab: str | None = None) -> dict:
         for host in spec["hosts"]:
             r = reports.get(host, {})
             alive = host in hosts
-            state = r.get("state", "pending") if r.get("generation") == spec["generation"] else "pending"
+            state = r.get("state", "pending") if r.get("revision", 0) >= spec["revision"] else "pending"
             parts[host] = {"alive": alive, "state": state if alive else "dead",
                            "generation": r.get("generation"), "error": r.get("error"),
                            "nodes": sorted(n for n, h in spec["placement"].items() if h == host)}
@@ -240,7 +278,7 @@ def check(store: Store, lab: str, declared: list | None, wait: float, parallel: 
     """Ask every host of the lab to run its share; (results in order, seconds)."""
     from ..checks.labinfo import LabView
     from .checks import merge, specs_of
-    spec_raw = store.get(keys.spec_key(lab))
+    spec_raw, spec_revision = store.get_with_revision(keys.spec_key(lab))
     if spec_raw is None:
         raise ApplyError(f"lab {lab} is not deployed across hosts (no record in etcd)")
     spec = keys.unpack(spec_raw)
@@ -248,7 +286,8 @@ def check(store: Store, lab: str, declared: list | None, wait: float, parallel: 
     view = LabView.from_meta(lab, spec["meta"])
     specs = specs_of(declared, view)
     started = time.monotonic()
-    request = {"id": uuid.uuid4().hex, "checks": declared, "wait": wait, "parallel": parallel}
+    request = {"id": uuid.uuid4().hex, "checks": declared, "wait": wait, "parallel": parallel,
+               "revision": spec_revision}
     hosts = sorted({spec["placement"][s.src] for s in specs})
     store.transaction({keys.check_request_key(h, lab): keys.pack(request) for h in hosts})
     replies: dict[str, list[dict]] = {}
@@ -261,6 +300,10 @@ def check(store: Store, lab: str, declared: list | None, wait: float, parallel: 
             reply = json.loads(value)
             if reply.get("id") == request["id"]:
                 replies[reply["host"]] = reply["results"]
+                for r in reply["results"]:
+                    if r["index"] < 0:            # the host could not run its share at all
+                        missing.update({n: r["detail"] for n, h in spec["placement"].items()
+                                        if h == reply["host"]})
         waiting = set(hosts) - set(replies)
         dead = waiting - set(live_hosts(store))
         if dead or (waiting and time.monotonic() > deadline):

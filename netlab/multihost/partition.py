@@ -71,13 +71,17 @@ def _vni_allocator(lab: str, old: dict[str, int], taken: set[int]):
 
 
 def split(plan: Plan, placement: dict[str, str], underlay: dict[str, Underlay],
-          old_vnis: dict[str, int] | None = None, taken_vnis: set[int] = frozenset()) -> Split:
+          old_vnis: dict[str, int] | None = None, taken_vnis: set[int] = frozenset(),
+          dns_host: str | None = None) -> Split:
+    """dns_host: where the DNS server ran before; it stays there while that host runs
+    nodes of the lab (moving it would leave its fixed MAC on the old host's bridges)."""
     lab = plan.lab
     nodes = plan.meta.get("nodes", {})
     host_of = {info["ns"]: placement[name] for name, info in nodes.items()}
     node_of = {info["ns"]: name for name, info in nodes.items()}
     lab_ns = next((s.ns for s in plan.steps if isinstance(s, Namespace) and s.node is None), None)
-    dns_host = placement[next(iter(nodes))]
+    if dns_host not in set(placement.values()):
+        dns_host = placement[next(iter(nodes))]
     vni, vnis = _vni_allocator(lab, old_vnis or {}, set(taken_vnis))
     warnings: list[str] = []
 
@@ -162,7 +166,8 @@ def _stitch_link(v: Veth, plans, host_of, node_of, underlay, vni, warnings) -> N
     plans[a].add(StitchLink(ns=v.ns, ifname=v.ifname, vni=number, local=underlay[a].address,
                             remote=underlay[b].address, peer=f"{node_of[v.peer_ns]}:{v.peer}", mtu=mtu))
     plans[b].add(StitchLink(ns=v.peer_ns, ifname=v.peer, vni=number, local=underlay[b].address,
-                            remote=underlay[a].address, peer=f"{node_of[v.ns]}:{v.ifname}", mtu=mtu))
+                            remote=underlay[a].address, peer=f"{node_of[v.ns]}:{v.ifname}", mtu=mtu,
+                            master=v.master))
 
 
 def _meta(meta: dict, placement: dict[str, str], dns_host: str, stretched: dict[str, int]) -> dict:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 
-from ..errors import Problems, TopologyError
+from ..errors import ApplyError, Problems
 from ..model import Topology
 
-HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")
+# Kubernetes node names are DNS subdomains; a host's lab namespace `<lab>--<host>` must
+# stay within a file name's 255 bytes.
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,238}[a-z0-9])?$")
 
 
 def parse_hosts(topo: Topology, problems: Problems) -> dict[str, str]:
@@ -33,7 +35,7 @@ def parse_hosts(topo: Topology, problems: Problems) -> dict[str, str]:
         where = f"hosts.{host}"
         if not isinstance(host, str) or not HOST_NAME.match(host):
             problems.add(where, f"{host!r} is not a host name (lowercase letters, digits, '.', '-'; "
-                                f"at most 63 characters)")
+                                f"at most 240 characters)")
             continue
         if nodes is None:
             continue
@@ -52,29 +54,33 @@ def parse_hosts(topo: Topology, problems: Problems) -> dict[str, str]:
 
 def place(topo: Topology, live_hosts: list[str], previous: dict[str, str] | None = None) -> dict[str, str]:
     """{node: host} for every node: the file's choice, else where it was, else the live
-    host with the fewest nodes (ties by name). Raises TopologyError when the file names a
-    host that has no live agent, or when there is no live host at all."""
+    host with the fewest nodes (ties by name). A node never moves by itself: when the file
+    or the lab's history puts it on a host with no live agent, ApplyError says so (exit 1:
+    the machines, not the file, are wrong); a bad `hosts:` section is a TopologyError."""
     problems = Problems()
     fixed = parse_hosts(topo, problems)
     problems.raise_if_any()
     live = sorted(set(live_hosts))
-    missing = sorted({h for h in fixed.values() if h not in live})
-    if missing:
-        raise TopologyError([f"hosts.{h}: no agent is running for host {h} "
-                             f"(live hosts: {', '.join(live) or 'none'})" for h in missing])
     if not live:
-        raise TopologyError(["hosts: no agent is registered in etcd; start `netlab agent` on each machine"])
+        raise ApplyError("no agent is registered in etcd: start `netlab agent --host NAME` on each machine")
+    previous = {n: h for n, h in (previous or {}).items() if n in topo.nodes and n not in fixed}
+    wanted: dict[str, list[str]] = {}
+    for node, host in list(fixed.items()) + list(previous.items()):
+        if host not in live:
+            wanted.setdefault(host, []).append(node)
+    if wanted:
+        raise ApplyError("; ".join(
+            f"host {h} has no agent running (it should run {', '.join(sorted(nodes))}): start its "
+            f"agent, or place {'it' if len(nodes) == 1 else 'them'} on another host under hosts:"
+            for h, nodes in sorted(wanted.items())) + f" (live hosts: {', '.join(live)})")
     placement = dict(fixed)
     load = {h: 0 for h in live}
     for host in placement.values():
         load[host] += 1
-    previous = previous or {}
     for node in topo.nodes:
         if node in placement:
             continue
-        host = previous.get(node)
-        if host not in load:
-            host = min(load, key=lambda h: (load[h], h))
+        host = previous.get(node) or min(load, key=lambda h: (load[h], h))
         placement[node] = host
         load[host] += 1
     return {node: placement[node] for node in topo.nodes}

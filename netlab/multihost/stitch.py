@@ -25,7 +25,8 @@ ZERO_MAC = "00:00:00:00:00:00"
 
 def overhead(underlay_address: str) -> int:
     """Bytes VXLAN adds to an inner frame over this underlay (outer IP, UDP, VXLAN, Ethernet)."""
-    return 70 if ":" in underlay_address else 50
+    from ..tunnels import OVERHEAD, OVERHEAD6
+    return (OVERHEAD6 if ":" in underlay_address else OVERHEAD)["vxlan"]
 
 
 def _vxlan_args(vni: int, local: str, remote: str | None = None) -> dict:
@@ -76,9 +77,10 @@ class StitchLink(Step):
     remote: str
     peer: str                            # "node:ifname" at the other end, for people
     mtu: int | None = None
+    master: str | None = None            # a bridge in the node it is a port of (a tunnel site)
 
     key = property(lambda s: ("stitch-link", s.ns, s.ifname))
-    parents = property(lambda s: (("netns", s.ns),))
+    parents = property(lambda s: (("netns", s.ns),) + ((("bridge", s.ns, s.master),) if s.master else ()))
     provides = property(lambda s: (("iface", s.ns, s.ifname),))
 
     def describe(self) -> str:
@@ -106,4 +108,5 @@ class SegmentExecutor(_VxlanExecutor):
 class LinkExecutor(_VxlanExecutor):
     def create(self, ctx: Context, s: StitchLink) -> None:
         index = _create_vxlan(ctx, s.ns, s.ifname, s.mtu, _vxlan_args(s.vni, s.local, s.remote))
-        ctx.ipr(s.ns).link("set", index=index, state="up")
+        master = {"master": ctx.index(s.ns, s.master)} if s.master else {}
+        ctx.ipr(s.ns).link("set", index=index, state="up", **master)

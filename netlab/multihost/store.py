@@ -144,10 +144,25 @@ class Store:
 
     def get_prefix(self, prefix: str) -> tuple[int, dict[str, bytes]]:
         """(revision, {key: value}) of every key under `prefix`, read at one revision."""
-        reply = self._post("/kv/range", {"key": _b64(prefix), "range_end": _range_end(prefix)})
-        kvs = {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", ""))
-               for kv in reply.get("kvs", [])}
-        return int(reply["header"]["revision"]), kvs
+        revision, entries = self.entries(prefix)
+        return revision, {k: value for k, (value, _) in entries.items()}
+
+    def entries(self, prefix: str, keys_only: bool = False) -> tuple[int, dict[str, tuple[bytes, int]]]:
+        """(revision, {key: (value, the revision that last changed it)}) under `prefix`."""
+        body = {"key": _b64(prefix), "range_end": _range_end(prefix)}
+        if keys_only:
+            body["keys_only"] = True
+        reply = self._post("/kv/range", body)
+        return int(reply["header"]["revision"]), {
+            base64.b64decode(kv["key"]).decode(): (base64.b64decode(kv.get("value", "")), int(kv["mod_revision"]))
+            for kv in reply.get("kvs", [])}
+
+    def keys(self, prefix: str) -> list[str]:
+        return list(self.entries(prefix, keys_only=True)[1])
+
+    def get_with_revision(self, key: str) -> tuple[bytes | None, int]:
+        kvs = self._post("/kv/range", {"key": _b64(key)}).get("kvs", [])
+        return (base64.b64decode(kvs[0].get("value", "")), int(kvs[0]["mod_revision"])) if kvs else (None, 0)
 
     def wait_for_change(self, prefix: str, after_revision: int, timeout: float) -> bool:
         """Block until a key under `prefix` changes after `after_revision`, or `timeout`.
@@ -195,13 +210,15 @@ class Store:
         self._post("/kv/deleterange", {"key": _b64(prefix), "range_end": _range_end(prefix)})
 
     def transaction(self, puts: dict[str, bytes | str] = {}, deletes: list[str] = (),
-                    delete_prefixes: list[str] = ()) -> None:
-        """Every put and delete in one etcd transaction: all happen or none."""
+                    delete_prefixes: list[str] = ()) -> int:
+        """Every put and delete in one etcd transaction: all happen or none. Returns the
+        transaction's revision (the mod_revision of every key it put)."""
         ops = [{"request_put": {"key": _b64(k), "value": _b64(v)}} for k, v in puts.items()]
         ops += [{"request_delete_range": {"key": _b64(k)}} for k in deletes]
         ops += [{"request_delete_range": {"key": _b64(p), "range_end": _range_end(p)}}
                 for p in delete_prefixes]
-        self._post("/kv/txn", {"compare": [], "success": ops, "failure": []})
+        reply = self._post("/kv/txn", {"compare": [], "success": ops, "failure": []})
+        return int(reply["header"]["revision"])
 
     # -- leases
 

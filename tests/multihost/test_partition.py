@@ -9,7 +9,7 @@ import pathlib
 import pytest
 
 from netlab.compiler import compile_topology
-from netlab.errors import TopologyError
+from netlab.errors import ApplyError
 from netlab.loader import load_file, load_text
 from netlab.multihost.partition import Underlay, split
 from netlab.multihost.placement import place
@@ -117,11 +117,20 @@ def test_automatic_placement_balances_and_keeps_nodes_where_they_were():
 
 def test_placement_names_hosts_without_an_agent():
     topo = load_file(str(ROOT / "topologies" / "multihost.yml"))
-    with pytest.raises(TopologyError) as err:
+    with pytest.raises(ApplyError) as err:
         place(topo, ["h1", "h2"])
-    assert err.value.problems == ["hosts.h3: no agent is running for host h3 (live hosts: h1, h2)"]
-    with pytest.raises(TopologyError):
+    assert str(err.value) == ("host h3 has no agent running (it should run isp): start its agent, or place "
+                              "it on another host under hosts: (live hosts: h1, h2)")
+    with pytest.raises(ApplyError):
         place(load_text("name: x\nnodes: {a: {}}\n"), [])
+
+
+def test_a_node_is_not_moved_off_a_dead_host_by_itself():
+    nodes = "\n".join(f"  n{i}: {{networks: [lan]}}" for i in range(4))
+    topo = load_text(f"name: auto\nnetworks:\n  lan: {{subnet: 10.1.0.0/24}}\nnodes:\n{nodes}\n")
+    before = place(topo, ["a", "b"])
+    with pytest.raises(ApplyError, match="host b has no agent running .it should run n1, n3."):
+        place(topo, ["a"], before)
 
 
 def test_a_lab_with_hosts_still_deploys_on_one_machine_unchanged():
@@ -129,3 +138,38 @@ def test_a_lab_with_hosts_still_deploys_on_one_machine_unchanged():
     topo = load_file(str(ROOT / "topologies" / "multihost.yml"))
     plan, _ = compile_topology(topo)
     assert any(isinstance(s, Namespace) and s.ns == "mh--lab" for s in plan.steps)
+
+
+def test_a_tunnel_site_port_split_from_its_site_stays_a_bridge_port():
+    topo = load_file(str(ROOT / "topologies" / "vxlan.yml"))
+    plan, _ = compile_topology(topo)
+    placement = {n: ("h2" if n == "site-a-h1" else "h1") for n in topo.nodes}
+    parts = split(plan, placement, HOSTS)
+    (site_end,) = [s for s in parts.plans["h1"].steps if isinstance(s, StitchLink)]
+    (host_end,) = [s for s in parts.plans["h2"].steps if isinstance(s, StitchLink)]
+    assert site_end.master == "stretched" and host_end.master is None
+    assert ("bridge", site_end.ns, "stretched") in site_end.parents
+
+
+def test_phase_one_drops_a_leaving_node_and_what_lived_on_its_links():
+    from netlab.multihost.controller import without_namespaces
+    text = (ROOT / "topologies" / "multihost.yml").read_text().replace(
+        "h1: [pc1, gw]", "h1: [pc1, gw, isp]").replace("h3: [isp]\n", "")
+    topo = load_text(text)
+    plan, _ = compile_topology(topo)
+    h1 = split(plan, place(topo, ["h1", "h2"]), HOSTS).plans["h1"]
+    left = without_namespaces(h1, {"mh-isp"})
+    described = "\n".join(s.describe() for s in left.steps)
+    assert "mh-isp" not in described
+    assert "mh-gw:eth9" not in described          # gw's end of the link went with the link
+    assert "addr    mh-gw:eth0 10.10.0.3/24" in described
+    assert len(left.steps) < len(h1.steps)
+
+
+def test_the_dns_server_stays_on_its_host_while_that_host_runs_nodes():
+    topo = load_file(str(ROOT / "topologies" / "multihost.yml"))
+    plan, _ = compile_topology(topo)
+    placement = place(topo, list(HOSTS))
+    assert split(plan, placement, HOSTS).dns_host == "h1"
+    assert split(plan, placement, HOSTS, dns_host="h2").dns_host == "h2"
+    assert split(plan, placement, HOSTS, dns_host="h9").dns_host == "h1"   # gone: the first node's
