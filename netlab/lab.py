@@ -97,6 +97,11 @@ def _refuse_ipv6_if_disabled(topo: Topology) -> None:
 def up(topo: Topology) -> UpResult:
     require_root("up")
     started = time.monotonic()
+    held = LabState.load(topo.name)
+    if held is not None and held.plan.meta.get("multihost"):
+        host = held.plan.meta["multihost"].get("host")
+        raise ApplyError(f"lab {topo.name} runs across hosts (this machine holds its part for host "
+                         f"{host}, kept by netlab agent): use netlab up --etcd")
     from .compiler import compile_topology
     plan, _ = compile_topology(topo)
     return deploy(topo, plan, started)

@@ -244,3 +244,14 @@ def test_a_part_removed_by_hand_is_made_again_by_its_agent(sim, lab_down):
     assert check.returncode == 0, check.stdout + check.stderr
     sim.netlab("down", "mh")
     assert_no_leftovers(sim, "mh")
+
+
+def test_a_one_host_up_of_a_lab_an_agent_holds_is_refused(sim, lab_down):
+    lab_down.append("mh")
+    sim.netlab("up", TOPO)
+    up = subprocess.run([sys.executable, "-m", "netlab", "up", TOPO], capture_output=True, text=True,
+                        env={**os.environ, "NETLAB_STATE_DIR": sim.state_dir("h1")})
+    assert up.returncode == 1
+    assert "lab mh runs across hosts (this machine holds its part for host h1" in up.stderr
+    sim.netlab("down", "mh")
+    assert_no_leftovers(sim, "mh")

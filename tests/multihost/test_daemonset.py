@@ -184,7 +184,7 @@ def test_host_access_netns_propagation_and_privilege():
     mounts = {m["mountPath"]: m for m in agent_container()["volumeMounts"]}
     assert sorted(m["name"] for m in mounts.values()) == sorted(volumes), "mounts and volumes pair up"
     host = {path: volumes[m["name"]]["hostPath"]["path"] for path, m in mounts.items()}
-    assert host == {"/run/netns": "/run/netns", "/run/netlab": "/run/netlab",
+    assert host == {"/run/netns": "/run/netns", "/run/netlab": "/run/netlab", "/etc/netns": "/etc/netns",
                     "/var/run/docker.sock": "/var/run/docker.sock", "/lib/modules": "/lib/modules"}
     assert mounts["/run/netns"]["mountPropagation"] == "Bidirectional"
     assert mounts["/lib/modules"].get("readOnly") is True
