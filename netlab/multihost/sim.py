@@ -55,7 +55,8 @@ class SimCluster:
     hosts: int = 3
     etcd_members: int = 3
     ttl: int = 3
-    net: int = 0                                  # third octet of the underlay subnet
+    net: int = 0                                  # third octet (IPv4) or group (IPv6) of the underlay
+    family: int = 4                               # the underlay's IP version
     workdir: str = ""
     agents: dict[str, Proc] = field(default_factory=dict)
     etcd: dict[str, Proc] = field(default_factory=dict)
@@ -71,14 +72,20 @@ class SimCluster:
         return f"{self.prefix}-{host}"
 
     def address(self, host: str) -> str:
+        if self.family == 6:
+            return f"fd00:88:{self.net}::{int(host[1:])}"
         return SUBNET.format(self.net, int(host[1:]))
+
+    def url(self, host: str, port: int) -> str:
+        address = self.address(host)
+        return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
 
     def state_dir(self, host: str) -> str:
         return os.path.join(self.workdir, "state", host)
 
     @property
     def endpoints(self) -> str:
-        return ",".join(f"http://{self.address(h)}:2379" for h in self.names[:self.etcd_members])
+        return ",".join(self.url(h, 2379) for h in self.names[:self.etcd_members])
 
     # -- life cycle
 
@@ -128,9 +135,12 @@ class SimCluster:
                         os.close(fd)
                     ipr.link("set", ifname=f"p{host}", master=ipr.link_lookup(ifname="br0")[0], state="up")
             with kernel.entered(name):
+                if self.family == 6:           # usable at once: no duplicate address detection
+                    kernel.write_sysctl("net.ipv6.conf.ul0.accept_dad", "0")
                 with IPRoute() as ipr:
                     index = ipr.link_lookup(ifname="ul0")[0]
-                    ipr.addr("add", index=index, address=self.address(host), prefixlen=24)
+                    ipr.addr("add", index=index, address=self.address(host),
+                             prefixlen=64 if self.family == 6 else 24)
                     ipr.link("set", index=index, state="up")
 
     def _spawn(self, name: str, host: str, argv: list[str], env: dict | None = None) -> Proc:
@@ -143,11 +153,11 @@ class SimCluster:
         return Proc(name, popen, log)
 
     def start_etcd(self, host: str, new: bool = False) -> None:
-        ip = self.address(host)
-        cluster = ",".join(f"{h}=http://{self.address(h)}:2380" for h in self.names[:self.etcd_members])
+        cluster = ",".join(f"{h}={self.url(h, 2380)}" for h in self.names[:self.etcd_members])
+        client, peer = self.url(host, 2379), self.url(host, 2380)
         argv = ["etcd", "--name", host, "--data-dir", os.path.join(self.workdir, f"etcd-{host}"),
-                "--listen-client-urls", f"http://{ip}:2379", "--advertise-client-urls", f"http://{ip}:2379",
-                "--listen-peer-urls", f"http://{ip}:2380", "--initial-advertise-peer-urls", f"http://{ip}:2380",
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", cluster, "--initial-cluster-token", self.prefix,
                 "--initial-cluster-state", "new", "--heartbeat-interval", "100",
                 "--election-timeout", "1000", "--log-level", "warn"]

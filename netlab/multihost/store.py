@@ -102,7 +102,7 @@ class Store:
         self._clients = []
         for url in endpoints:
             parts = urlsplit(url)
-            self._clients.append(etcd3gw.client(
+            self._clients.append(etcd3gw.client(       # etcd3gw brackets an IPv6 host itself
                 host=parts.hostname, port=parts.port or 2379, protocol=parts.scheme,
                 timeout=(CONNECT_TIMEOUT, timeout), api_path="/v3/"))
         self._current = 0

@@ -255,3 +255,24 @@ def test_a_one_host_up_of_a_lab_an_agent_holds_is_refused(sim, lab_down):
     assert "lab mh runs across hosts (this machine holds its part for host h1" in up.stderr
     sim.netlab("down", "mh")
     assert_no_leftovers(sim, "mh")
+
+
+@pytest.fixture(scope="module")
+def sim6(sim):
+    """Three more hosts whose underlay (and etcd) speaks only IPv6. Depends on `sim` for
+    its checks of tools, and runs after it (one cluster at a time)."""
+    sim.close()
+    with SimCluster("mh6", hosts=3, etcd_members=1, ttl=3, net=2, family=6) as cluster:
+        yield cluster
+
+
+def test_an_ipv6_underlay_stitches_with_vxlan_over_ipv6(sim6):
+    try:
+        sim6.netlab("up", TOPO)
+        vx = subprocess.run(["ip", "-d", "-n", "mh-isp", "link", "show", "eth0"], capture_output=True, text=True).stdout
+        assert "remote fd00:88:2::1 local fd00:88:2::3" in vx and "mtu 1430" in vx    # 70 bytes of VXLAN over IPv6
+        check = sim6.netlab("check", TOPO, check=False)
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        sim6.netlab("down", "mh", check=False)
+    assert_no_leftovers(sim6, "mh")
