@@ -4,11 +4,10 @@ Prints wall time, ms per node, peak RSS and the ratio to the floor for each N, e
 command run as its own process (interpreter start-up included on both sides).
 Usage (root): python3 bench/lan.py [N ...]      default: 100 300 1000
 
-The lab's DNS server outlives `netlab up`, and `netlab down` waits until it is gone, that
-is until the parent it was left to has collected it. This script is that parent (a child
-subreaper) and collects it at once, as systemd does as PID 1: the figures are netlab's,
-not the host init's. (The PID 1 of the Firecracker VMs here collects orphans only 1.0 to
-1.4 s after they exit; `netlab down` of a lab with DNS pays that there when run by hand.)
+The lab's DNS server outlives `netlab up`; `netlab down` waits until it has exited, and
+collecting it is then its parent's job. This script is that parent (a child subreaper)
+and collects it at once, as systemd does as PID 1, so no zombie lingers between runs (the
+PID 1 of the Firecracker VMs here collects orphans only 1.0 to 1.4 s after they exit).
 """
 from __future__ import annotations
 

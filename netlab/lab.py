@@ -191,9 +191,8 @@ def _remove_everything(lab: str, plan: Plan | None, ctx: apply.Context | None = 
             kernel.delete(name)
         state.remove(lab)
     # what else ran in the lab's namespaces (`ip netns exec` from a shell, a test's
-    # Popen): gone once its parent collects it; a child of this process is only waited
-    # for until it has exited, its exit status left to whoever started it
-    processes.wait(ended, reap=False)
+    # Popen): waited for until it has exited; its exit status is left to its parent
+    processes.wait(ended, reap=False, dead_only=True)
 
 
 def down(lab: str, marked: list[str] | None = None) -> bool:

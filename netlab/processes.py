@@ -2,12 +2,14 @@
 the process's start time, so a recycled PID is never mistaken for ours, and stopping is
 by that PID only, never by name.
 
-Ending a process is not done until it is gone: netlab waits (bounded) for what it ended.
-Its own children it reaps itself (waitpid). Others, such as a DNS server whose `netlab up`
-has exited (its parent is then PID 1), it watches in /proc until their parent has
-collected them: a zombie (`[dnsmasq] <defunct>`) still counts as there. Servers netlab
-starts as daemons become its own children (`adopting`), so a lab brought up and down by
-one process (a test, the pytest plugin) leaves nothing for PID 1 to collect; and a
+Ending a process is not done until it has exited: netlab waits (bounded) for what it
+ended. Its own children it reaps itself (waitpid), so they leave no zombie. Others, such
+as a DNS server whose `netlab up` has exited (its parent is then PID 1), it watches in
+/proc until they have exited (a zombie holds no socket, file or namespace any more);
+collecting them is their parent's job, which PID 1 of some machines does only about once
+a second, and `netlab down` does not wait for that. Servers netlab starts as daemons
+become its own children (`adopting`), so a lab brought up and down by one process (a
+test, the pytest plugin, `netlab agent`) leaves nothing for PID 1 to collect; and a
 thread reaps those children as they exit (`watch`), also when another process (`netlab
 down` as a command) ends them.
 """
@@ -129,8 +131,8 @@ _local = threading.local()              # .deferred: see collecting()
 
 def stop(rec: dict | None, grace: float = 1.0, timeout: float = REAP_TIMEOUT) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; only if it is still our process.
-    Then wait (at most `timeout`) until it is gone: reaped if it is our child. Inside
-    `collecting()`, a process another parent has to collect is waited for at its end."""
+    Then wait (at most `timeout`) until it has exited: reaped if it is our child. Inside
+    `collecting()`, a process of another parent is waited for at the block's end."""
     if not rec or _present(rec) is None:
         return
     rec = {"pid": rec["pid"], "start": rec.get("start")}
@@ -140,13 +142,13 @@ def stop(rec: dict | None, grace: float = 1.0, timeout: float = REAP_TIMEOUT) ->
     if deferred is not None:
         deferred.extend(wait([rec], 0))      # our own child is reaped here and now
         return
-    wait([rec], timeout)
+    wait([rec], timeout, dead_only=True)
 
 
 @contextlib.contextmanager
 def collecting(timeout: float = REAP_TIMEOUT):
     """Processes that stop() ends in the block (on this thread) are waited for together
-    when it ends, so that two servers left to a slow PID 1 cost one wait, not two."""
+    when it ends, so that two servers of another parent cost one wait, not two."""
     outer = getattr(_local, "deferred", None)
     pending = _local.deferred = []
     try:
@@ -156,7 +158,7 @@ def collecting(timeout: float = REAP_TIMEOUT):
         if outer is not None:
             outer.extend(pending)
         else:
-            wait(pending, timeout)
+            wait(pending, timeout, dead_only=True)
 
 
 def kill(pids: list[int]) -> list[dict]:

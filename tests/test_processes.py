@@ -156,17 +156,21 @@ def test_example_down_in_one_process_leaves_no_process_not_even_a_zombie(example
 
 
 @pytest.mark.kernel
-def test_example_down_by_another_process_waits_until_pid_1_collected_the_dns_server(example_lab, tmp_path):
+def test_example_down_by_another_process_returns_once_the_dns_server_has_exited(example_lab, tmp_path):
     """`netlab up` and `netlab down` as commands: the DNS server's parent is PID 1 once
-    `up` has exited, and `down` returns only when it is gone (not a zombie)."""
+    `up` has exited; `down` returns when it has exited, without waiting for PID 1 to
+    collect it (about a second on some machines), and PID 1 then does."""
     netlab = [sys.executable, "-m", "netlab"]
     path = tmp_path / "lab.yml"
     path.write_text(EXAMPLE.read_text().replace("name: pl-demo", "name: pl-reap\ndomain: pl-demo.lab"))
     subprocess.run(netlab + ["up", str(path)], check=True, capture_output=True, timeout=60)
     records = recorded(example_lab.name)
     assert processes._stat(records[0]["pid"])[1] != os.getpid()
+    started = time.monotonic()
     subprocess.run(netlab + ["down", example_lab.name], check=True, capture_output=True, timeout=60)
-    assert [r for r in records if not gone(r)] == []
+    assert time.monotonic() - started < 1.0
+    assert all(processes._stat(r["pid"]) is None or processes._stat(r["pid"])[0] in "ZX" for r in records)
+    assert processes.wait(records, timeout=10) == []            # collected by PID 1 in the end
 
 
 @pytest.mark.kernel
