@@ -97,25 +97,25 @@ def _refuse_ipv6_if_disabled(topo: Topology) -> None:
 def up(topo: Topology) -> UpResult:
     require_root("up")
     started = time.monotonic()
-    held = LabState.load(topo.name)
-    if held is not None and held.plan.meta.get("multihost"):
-        host = held.plan.meta["multihost"].get("host")
-        raise ApplyError(f"lab {topo.name} runs across hosts (this machine holds its part for host "
-                         f"{host}, kept by netlab agent): use netlab up --etcd")
     from .compiler import compile_topology
     plan, _ = compile_topology(topo)
     return deploy(topo, plan, started)
 
 
-def deploy(topo: Topology, plan: Plan, started: float | None = None) -> UpResult:
+def deploy(topo: Topology, plan: Plan, started: float | None = None, agent: bool = False) -> UpResult:
     """Make this host match `plan` (the whole lab's, or one host's share of a lab that
-    spans hosts): a fresh deploy, or a reconcile against the saved state."""
+    spans hosts): a fresh deploy, or a reconcile against the saved state. A lab whose part
+    here an agent keeps is changed only by that agent (`agent=True`)."""
     from . import apply, reconcile
     started = time.monotonic() if started is None else started
     _refuse_ipv6_if_disabled(topo)
     for hook in features.hooks("preflight"):
         hook(topo, plan)
     old = LabState.load(topo.name)
+    if not agent and old is not None and old.plan.meta.get("multihost"):
+        host = old.plan.meta["multihost"].get("host")
+        raise ApplyError(f"lab {topo.name} runs across hosts (this machine holds its part for host "
+                         f"{host}, kept by netlab agent): use netlab up --etcd")
     if old is not None and old.status == "up":
         deletes, creates = reconcile.diff(old.plan, plan, _missing(old.plan))
         extras = old.extras

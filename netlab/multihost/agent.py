@@ -173,7 +173,7 @@ class Agent:
             topo.source = record.get("source")
             plan = Plan.from_dict(record["plan"])
             _refuse_foreign(lab, topo.name, plan)
-            result = labops.deploy(topo, plan)
+            result = labops.deploy(topo, plan, agent=True)
             st = LabState.load(lab)
             st.extras["multihost"] = {"generation": generation, "revision": revision, "host": self.host}
             st.save()
