@@ -92,7 +92,12 @@ def test_netem_loss_and_duplicate(lab):
     got = udp_burst("ftv-a", "ftv-b", B, count=2000)
     unique = len(set(got.seqs))
     assert within(got.reached_the_fault - unique, got.reached_the_fault, 0.2)
-    assert within(len(got.payloads) - unique, unique, 0.1)
+    # netem decides duplicate and loss together: a datagram both duplicated and lost goes
+    # out once, so only 10% x 80% make a copy; the copy goes through the qdisc again, where
+    # (depending on the kernel) it meets the 20% loss once more. Per delivered datagram
+    # that is 0.064/0.82 = 0.078 to 0.08/0.82 = 0.098 copies: the middle, 0.088, is
+    # within the 5-sigma band of both (a 10% expectation failed CI once with 99 of 1615).
+    assert within(len(got.payloads) - unique, unique, 0.088)
 
 
 def test_example_slow_wan_scenario():
