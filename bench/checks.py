@@ -25,13 +25,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from netlab import kernel  # noqa: E402
-from netlab import lab as labops  # noqa: E402
-from netlab.checks.matrix import all_pairs  # noqa: E402
 from netlab.checks.labinfo import LabView  # noqa: E402
-from netlab.generate import lan  # noqa: E402
-from netlab.loader import load_text  # noqa: E402
-from netlab.state import LabState  # noqa: E402
+from netlab.checks.matrix import all_pairs  # noqa: E402
+from netlab.core import kernel  # noqa: E402
+from netlab.core import lab as labops  # noqa: E402
+from netlab.core.generate import lan  # noqa: E402
+from netlab.core.loader import load_text  # noqa: E402
+from netlab.core.state import LabState  # noqa: E402
 
 GC = "/proc/sys/net/ipv4/neigh/default/gc_thresh"
 MININET_PY = "/usr/bin/python3"

@@ -20,16 +20,16 @@ import argparse
 import os
 import sys
 import time
-from statistics import fmean
 from concurrent.futures import ThreadPoolExecutor
+from statistics import fmean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from netlab import lab as labops  # noqa: E402
-from netlab.backends.docker import RUNTIME, workers  # noqa: E402
-from netlab.loader import load_text  # noqa: E402
-from tests.backends.busybox_image import IMAGE, build_image  # noqa: E402
+from netlab.containers.runtime import RUNTIME, workers  # noqa: E402
+from netlab.core import lab as labops  # noqa: E402
+from netlab.core.loader import load_text  # noqa: E402
+from tests.containers.busybox_image import IMAGE, build_image  # noqa: E402
 
 LAB = "ctbench"
 BASE_LABEL = "netlab.bench"

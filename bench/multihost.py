@@ -21,8 +21,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..")]
 import lan  # noqa: E402  (bench/lan.py: timed, the subreaper)
-from netlab.multihost.sim import SimCluster  # noqa: E402
 
+from netlab.multihost.sim import SimCluster  # noqa: E402
 
 SETTLE = 5.0     # seconds for the kernel to finish freeing removed namespaces (it does so
                  # after `down` returns, under the locks that making namespaces needs)

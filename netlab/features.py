@@ -1,52 +1,19 @@
-"""The one place where feature stages (NAT/firewall, DNS, services, tunnels, faults,
-checks) register their validation and compile hooks, so the core stays unaware of them.
-
-A validator is `fn(topo, problems)`; a compiler is `fn(topo, compiled, builder)` and adds
-steps to the plan. Each feature module appears once in FEATURE_MODULES.
-"""
+"""The one list of netlab's features, by package name (netlab/<name>/, each declaring
+itself in its __init__.py). The registry (netlab.core.hooks) orders them by what each
+says it runs `after`; among those free to go anywhere this order is kept, so a plan's
+text is the same on every run. A new feature is one more name here."""
 from __future__ import annotations
 
-import importlib
-from typing import Callable
-
-FEATURE_MODULES: list[str] = [
-    "netlab.checks",       # checks: syntax
-    "netlab.services",     # services: responders
-    "netlab.dns",          # before nft: the firewall reads meta["dns"] to let DNS through
-    "netlab.nft",          # NAT and firewalls
-    "netlab.containers",   # container fields, exec: after wiring
-    "netlab.tunnels",      # vxlan / gretap / gre
-    "netlab.overview",     # status: links, tunnels, faults, rule counters
-    "netlab.faults",       # faults: scenarios, re-applied after a reconcile
-    "netlab.multihost",    # hosts: placement of nodes on machines (used by up --etcd)
+FEATURES: list[str] = [
+    "checks",       # checks: and netlab check
+    "services",     # services: netlab's responders in nodes
+    "dns",          # the lab DNS server, zone and resolvers
+    "nft",          # nat: and firewall: (nftables)
+    "containers",   # container nodes: the Docker runtime, exec:
+    "tunnels",      # tunnels: vxlan, gretap, gre
+    "overview",     # status: links, tunnels, faults, rule counters
+    "faults",       # faults: and netlab fault
+    "multihost",    # hosts: and --etcd, netlab agent
+    "capture",      # netlab capture
+    "graph",        # netlab graph
 ]
-
-
-# The modules that define a teardown hook, in FEATURE_MODULES order: `netlab down` imports
-# only these, not every feature (tests/test_features.py checks the list against the
-# modules). A feature that adds a teardown hook adds its module here.
-TEARDOWN_MODULES: list[str] = ["netlab.services", "netlab.dns"]
-
-
-def _hooks(name: str) -> list[Callable]:
-    hooks = []
-    for module_name in TEARDOWN_MODULES if name == "teardown" else FEATURE_MODULES:
-        module = importlib.import_module(module_name)
-        hook = getattr(module, name, None)
-        if hook is not None:
-            hooks.append(hook)
-    return hooks
-
-
-def hooks(name: str) -> list[Callable]:
-    """Hooks of one name: after_up(ctx, plan, topo), teardown(lab, plan, extras),
-    status(entry, state)."""
-    return _hooks(name)
-
-
-def validators() -> list[Callable]:
-    return _hooks("validate")
-
-
-def compilers() -> list[Callable]:
-    return _hooks("compile")

@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from .errors import TopologyError
+from .core.errors import TopologyError
 
 _deployed: list[str] = []          # labs this session brought up and has not removed yet
 _sigterm_saved = None

@@ -22,10 +22,10 @@ from typing import Any, Iterator
 
 import yaml
 
-from . import lab as labops
-from .errors import TopologyError
-from .loader import build
-from .model import Topology
+from .core import lab as labops
+from .core.errors import TopologyError
+from .core.loader import build
+from .core.model import Topology
 
 
 class LabCommandError(AssertionError):
@@ -165,9 +165,9 @@ class Lab:
         from .checks.labinfo import LabView
         from .checks.runner import run_checks
         from .checks.spec import parse_checks
-        from .errors import Problems
+        from .core.errors import Problems
         view = LabView.from_meta(self.name, self.meta)
-        declared = list(checks) or self.topo.checks
+        declared = list(checks) or self.topo.sections.get("checks") or []
         problems = Problems()
         specs = parse_checks(declared, set(view.ns), problems) if declared else default_checks(view)
         problems.raise_if_any()
@@ -212,7 +212,7 @@ class Lab:
                 count: int | None = None) -> Iterator[Any]:
         """Record packets on NODE:IF (or a network's bridge) into a pcap at path while the
         block runs; yields the capture, whose .packets() after the block are the frames."""
-        from .capture import Background, Capture, read_pcap, resolve
+        from .capture.sniff import Background, Capture, read_pcap, resolve
         ns, ifname = resolve(self.name, where)
         bg = Background(Capture(ns, ifname, filter), path, count)
         bg.packets = lambda: read_pcap(path)[1]
@@ -222,14 +222,14 @@ class Lab:
 
 def has_command(name: str) -> bool:
     """Whether this netlab has a command (e.g. "fault"), for tests that need one."""
-    from .cli import main
+    from .core.cli import main
     return main.get_command(None, name) is not None     # feature commands load lazily
 
 
 def deploy(topo: Topology) -> Lab:
     """Bring a lab up (or reconcile it) and describe it."""
     labops.up(topo)
-    from .state import LabState
+    from .core.state import LabState
     st = LabState.load(topo.name)
     return Lab(topo.name, topo, st.plan.meta if st else {})
 

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from netlab import lab as labops
-from netlab.loader import load_file, load_text
+from netlab.core import lab as labops
+from netlab.core.loader import load_file, load_text
 
 REQUIRE_ALL = os.environ.get("NETLAB_REQUIRE_ALL") == "1"
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from netlab.loader import load_file
+from netlab.core.loader import load_file
 from tests.conftest import unavailable
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -112,8 +112,8 @@ def test_workflow_steps_run_here(tmp_path):
     import sys
     import xml.etree.ElementTree as ET
 
-    from netlab.capture import read_pcap
-    from netlab.state import LabState
+    from netlab.capture.sniff import read_pcap
+    from netlab.core.state import LabState
     job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["lab"]
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     env = dict(os.environ, **job["env"], NETLAB=f"{sys.executable} -m netlab",

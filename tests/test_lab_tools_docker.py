@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from netlab import capture, testing
-from tests.backends.busybox_image import IMAGE, build_image, find_busybox
+from netlab import testing
+from netlab.capture import sniff as capture
 from tests.conftest import unavailable
+from tests.containers.busybox_image import IMAGE, build_image, find_busybox
 
 pytestmark = [pytest.mark.kernel, pytest.mark.docker]
 

@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from netlab import kernel
-from netlab.state import LabState
+from netlab.core import kernel
+from netlab.core.state import LabState
 
 pytest_plugins = ["pytester"]
 
@@ -163,7 +163,7 @@ def test_keep_leaves_the_lab_up(pytester):
         result.stdout.fnmatch_lines(["*lab plplug-k left up (netlab down plplug-k)*"])
         assert LabState.load("plplug-k") is not None
     finally:
-        from netlab import lab as labops
+        from netlab.core import lab as labops
         labops.down("plplug-k")
     assert gone("plplug-k")
 
@@ -179,7 +179,7 @@ def test_the_example_passes(pytester):
 
 
 def test_lab_address_in_either_family():
-    from netlab.loader import load_text
+    from netlab.core.loader import load_text
     from netlab.testing import Lab
     meta = {"nodes": {
         "a": {"ns": "t-a", "interfaces": [

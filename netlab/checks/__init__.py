@@ -1,16 +1,21 @@
-"""Connectivity checks at every layer (issue 6): the `checks:` section and `netlab check`.
+"""Connectivity checks at every layer: the `checks:` section and `netlab check`.
 
 Modules, one per concern: spec (parse and validate declarations), labinfo (the lab as
 checks see it), netio (sockets made in node namespaces, ICMP packets), l2 (ARP), l3 (ping,
 path, MTU, all-pairs), l4 (TCP, UDP, temporary listeners), l7 (DNS, HTTP, NAT seen_as),
-runner (bounded concurrency, wait budget), report (table, JSON, JUnit), defaults, cli.
+runner (bounded concurrency, wait budget), report (table, JSON, JUnit), defaults, cli,
+remote (checks as plain data for other features: the multihost agents run them).
 
-This package is a feature module (netlab.features): its `validate` hook checks the
-`checks:` section of a topology with located errors.
+Hooks: validate; check_sources, run_checks and report_checks (provided to other features).
 """
 from __future__ import annotations
 
+from ..core.hooks import Feature
 
-def validate(topo, problems) -> None:
-    from .spec import parse_checks
-    parse_checks(topo.checks, set(topo.nodes), problems)
+FEATURE = Feature(
+    name="checks",
+    owns={"topology": {"checks": "list"}},
+    commands={"check": "cli:check"},
+    hooks={"validate": "spec:validate", "check_sources": "remote:check_sources",
+           "run_checks": "remote:run_checks", "report_checks": "remote:report_checks"},
+)

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from ..errors import Problems, TopologyError
+from ..core.errors import Problems, TopologyError
 
 
 def _say(message: str, code: int):
@@ -18,32 +18,18 @@ def _say(message: str, code: int):
 
 def _load_checks(file_or_lab: str):
     """(lab, declared checks as raw data or None, warning) from a file or a lab's state."""
-    from ..loader import load_file
-    from ..state import LabState
+    from ..core.loader import load_file
+    from ..core.state import LabState
     if os.path.isfile(file_or_lab):
         topo = load_file(file_or_lab)            # TopologyError -> exit 2 in the group
-        return topo.name, topo.checks, None
+        return topo.name, topo.sections.get("checks"), None
     st = LabState.load(file_or_lab)
     if st is None:
         _say(f"lab {file_or_lab} is not deployed (and no such file)", 1)
     if st.source and os.path.isfile(st.source):
         topo = load_file(st.source)
-        return st.lab, topo.checks, None
+        return st.lab, topo.sections.get("checks"), None
     return st.lab, None, f"the topology file of lab {st.lab} ({st.source}) is gone; running default checks"
-
-
-def _check_across_hosts(etcd, file_or_lab, all_pairs, as_json, junit, wait, parallel):
-    from ..multihost import cli as multihost
-    if all_pairs:
-        _say("--all-pairs is not available for labs across hosts yet; run the declared checks", 2)
-    declared = None
-    if os.path.isfile(file_or_lab):
-        from ..loader import load_file
-        topo = load_file(file_or_lab)
-        lab, declared = topo.name, topo.checks
-    else:
-        lab = file_or_lab
-    multihost.check(etcd, lab, declared, as_json, junit, wait, parallel)
 
 
 @click.command(name="check")
@@ -57,17 +43,13 @@ def _check_across_hosts(etcd, file_or_lab, all_pairs, as_json, junit, wait, para
               help="With --all-pairs: only this family (default: every family both nodes of a pair speak).")
 @click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Checks run at once.")
-@click.option("--etcd", envvar="NETLAB_ETCD", metavar="URLS",
-              help="etcd client URLs: a lab across hosts (each host's agent runs its checks).")
-def check(file_or_lab, all_pairs, as_json, junit, wait, families, parallel, etcd):
+def check(file_or_lab, all_pairs, as_json, junit, wait, families, parallel):
     """Run the checks of a deployed lab (by its file or its name)."""
-    if etcd:
-        return _check_across_hosts(etcd, file_or_lab, all_pairs, as_json, junit, wait, parallel)
-    from ..state import LabState
+    from ..core.state import LabState
     from . import report
     from .defaults import default_checks
-    from .matrix import all_pairs as matrix_of
     from .labinfo import LabView
+    from .matrix import all_pairs as matrix_of
     from .runner import run_checks
     from .spec import parse_checks
     if os.geteuid() != 0:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import netio
-from .netio import solicited_node
 from .labinfo import LabView, NodeIface
+from .netio import solicited_node
 from .result import Outcome
 from .spec import CheckSpec
 

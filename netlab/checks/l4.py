@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import responder
+from ..core import responder
 from . import netio
 from .labinfo import LabView
 from .result import Outcome

@@ -15,7 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.reversename
 
-from .. import responder
+from ..core import responder
 from . import netio
 from .l4 import accept_from, seen_from, target_node, tcp_connect, temporary_listener
 from .labinfo import LabView, is_ip, is_ip6

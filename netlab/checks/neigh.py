@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .. import kernel
+from ..core import kernel
 
 RTM_DELNEIGH, RTM_GETNEIGH = 29, 30
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300

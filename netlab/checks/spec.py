@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import Problems
+from ..core.errors import Problems
 from .labinfo import is_ip, is_ip6
 
 LAYERS = {"arp": "L2", "ping": "L3", "path": "L3", "mtu": "L3", "tcp": "L4", "udp": "L4",
@@ -348,3 +348,8 @@ def _parse_http(spec, body, where, nodes, problems):
     spec.opts["host"] = host
     if spec.expect is None and not spec.blocked:
         spec.expect = 200
+
+
+def validate(topo, problems) -> None:
+    """Hook: the `checks:` section, with located problems."""
+    parse_checks(topo.sections.get("checks") or [], set(topo.nodes), problems)

@@ -1,5 +1,5 @@
 """Fault injection on live labs: loss, delay, jitter, rate, duplication, corruption,
-reordering, link down and partitions (issue 7).
+reordering, link down and partitions.
 
 Owns the `faults:` section of a topology (scenarios), the `netlab fault` commands and the
 faults recorded in a lab's state (`extras["faults"]`). Modules:
@@ -10,10 +10,16 @@ faults recorded in a lab's state (`extras["faults"]`). Modules:
   driver    makes the kernel match a rendering
   ops       the operations behind the CLI, and the after_up/status hooks
   cli       `netlab fault ...`
+
+Hooks: validate (scenario), after_up and status (ops).
 """
 from __future__ import annotations
 
-from .ops import after_up, status  # noqa: F401  (core hooks, found by name)
-from .scenario import validate  # noqa: F401
+from ..core.hooks import Feature
 
-__all__ = ["after_up", "status", "validate"]
+FEATURE = Feature(
+    name="faults",
+    owns={"topology": {"faults": "mapping"}},
+    commands={"fault": "cli:fault"},
+    hooks={"validate": "scenario:validate", "after_up": "ops:after_up", "status": "ops:status"},
+)

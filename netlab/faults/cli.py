@@ -7,13 +7,13 @@ import sys
 
 import click
 
-from ..errors import ApplyError
+from ..core.errors import ApplyError
 from . import ops
 from .model import FIELDS, FaultSet
 
 
 def _lab(name: str) -> str:
-    from ..cli import lab_name
+    from ..core.cli import lab_name
     return lab_name(name)
 
 

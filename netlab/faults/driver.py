@@ -11,10 +11,10 @@ from typing import Callable
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .. import kernel
-from ..apply import Context, describe_error
-from ..backends.netns import keep_ipv6_addresses_on_down
-from ..errors import ApplyError
+from ..core import kernel
+from ..core.apply import Context, describe_error
+from ..core.errors import ApplyError
+from ..core.netns import keep_ipv6_addresses_on_down
 from .render import Desired, LabFacts, TcSpec, nft_script
 
 TC_H_ROOT = 0xFFFFFFFF

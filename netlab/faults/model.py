@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from ..errors import Problems
+from ..core.errors import Problems
 
 PERCENT_FIELDS = ("loss", "duplicate", "corrupt", "reorder")
 TIME_FIELDS = ("delay", "jitter")

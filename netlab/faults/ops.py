@@ -14,14 +14,21 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .. import apply, state
-from ..errors import ApplyError, Problems
-from ..state import LabState
+from ..core import apply, state
+from ..core.errors import ApplyError, Problems
+from ..core.state import LabState
 from . import probe
 from .driver import Driver
 from .model import DIRECTIONS, FaultSet, Impairment
 from .render import Desired, LabFacts, render
-from .scenario import node_links, parse_groups, parse_scenario, perform, resolve_link, undo
+from .scenario import (
+    node_links,
+    parse_groups,
+    parse_scenario,
+    perform,
+    resolve_link,
+    undo,
+)
 
 
 class FaultRefused(Exception):
@@ -79,7 +86,7 @@ def _record(record: dict[str, Any], faults: FaultSet, desired: Desired) -> None:
 
 def change(lab: str, mutate: Callable[[Lab, FaultSet], None]) -> FaultSet:
     """Apply `mutate` to a copy of the lab's faults; make the kernel match; save."""
-    from ..lab import require_root
+    from ..core.lab import require_root
     require_root("fault")
     with locked(lab):
         current = load(lab)
@@ -108,7 +115,7 @@ def scenarios(current: Lab) -> dict[str, Any]:
     if saved is not None:
         return saved
     if current.state.source and os.path.isfile(current.state.source):
-        from ..loader import load_file
+        from ..core.loader import load_file
         return load_file(current.state.source).faults or {}
     return {}
 
@@ -219,7 +226,7 @@ def after_up(ctx: apply.Context, plan, topo) -> None:
     """Keep the file's scenarios, and re-apply the active faults after a reconcile (it may
     have re-created interfaces or namespaces they lived on)."""
     record = ctx.extras.setdefault("faults", {})
-    record["scenarios"] = topo.faults or {}
+    record["scenarios"] = topo.sections.get("faults") or {}
     faults = FaultSet.from_dict(record)
     if faults.empty:
         return
@@ -239,8 +246,8 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"netlab: warning: {message}\n")
 
 
-def status(entry: dict, st: LabState) -> None:
+def status(entry: dict, state: LabState) -> None:  # noqa: F811 (the hook's parameter name)
     """`netlab status`: the faults active on each lab."""
-    faults = FaultSet.from_dict(st.extras.get("faults"))
+    faults = FaultSet.from_dict(state.extras.get("faults"))
     if not faults.empty:
         entry["faults"] = faults.lines()

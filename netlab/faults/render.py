@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..plan import Plan, Route, Veth
+from ..core.plan import Plan, Route, Veth
 from .model import FaultSet, Impairment
 from .probe import MISSING
 

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
-from ..errors import Problems
-from ..model import Topology
+from ..core.errors import Problems
+from ..core.model import Topology
 from .model import DIRECTIONS, FIELDS, ITEM_KEYS, FaultSet, Impairment
 
 SCENARIO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -175,5 +175,5 @@ def perform(faults: FaultSet, actions: list[Action]) -> None:
 def validate(topo: Topology, problems: Problems) -> None:
     """The validate hook: every scenario of the file, against the file's nodes."""
     ifaces = topology_ifaces(topo)
-    for name, items in (topo.faults or {}).items():
+    for name, items in (topo.sections.get("faults") or {}).items():
         parse_scenario(name, items, ifaces, problems)

@@ -9,17 +9,23 @@ ordinary apply engine and state, then reports back. Modules:
 - placement: the `hosts:` section, automatic placement (pure)
 - partition: one plan -> sub-plans with stitches and VNIs (pure)
 - stitch:    the stitch steps and their executors (VXLAN made from the host namespace)
+- checks:    checks across hosts, run through the checks feature's hooks
+- options:   --etcd on up, down, status and check (hook extend_command)
 - store:     etcd access with endpoint fail-over, the key layout, leases
 - agent:     the per-host loop;  controller: up/down/status/check across hosts
 - cli:       the click commands
 
-This package's top stays light: the loader calls `validate` for every topology.
+Hooks: validate (placement), extend_command (options).
 """
 from __future__ import annotations
 
+from ..core.hooks import Feature
 
-def validate(topo, problems) -> None:
-    """Feature hook: a bad `hosts:` section is a located error even for a one-host `up`."""
-    if topo.hosts is not None:
-        from .placement import parse_hosts
-        parse_hosts(topo, problems)
+FEATURE = Feature(
+    name="multihost",
+    owns={"topology": {"hosts": "any"}},
+    steps={"stitch-segment": "stitch", "stitch-link": "stitch"},
+    kernel=("stitch",),
+    commands={"agent": "cli:agent"},
+    hooks={"validate": "placement:validate", "extend_command": "options:extend_command"},
+)

@@ -43,6 +43,7 @@ def underlay_towards(url: str) -> str:
 def mtu_of(address: str) -> int | None:
     """MTU of the interface that holds `address` in this namespace; None if none does."""
     import ipaddress
+
     from pyroute2 import IPRoute
     wanted = ipaddress.ip_address(address)
     with IPRoute() as ipr:
@@ -55,7 +56,8 @@ def mtu_of(address: str) -> int | None:
 def check_underlay(address: str, given: bool) -> int:
     """The underlay MTU, or ApplyError when the address cannot carry a lab between hosts."""
     import ipaddress
-    from ..errors import ApplyError
+
+    from ..core.errors import ApplyError
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -130,7 +132,7 @@ class Agent:
     def converge(self, entries: dict[str, tuple[bytes, int]], first: bool = False) -> None:
         """Make this machine match its share. A plan is known by its key's etcd revision
         (`generation` numbers restart after a `down`; revisions never repeat)."""
-        from .. import state
+        from ..core import state
         prefix = keys.agent_prefix(self.host)
         plans, checks = {}, {}
         for key, entry in entries.items():
@@ -160,11 +162,11 @@ class Agent:
     # -- what a sub-plan asks for
 
     def apply(self, lab: str, record: dict, revision: int) -> None:
-        from .. import lab as labops
-        from ..errors import ApplyError, TopologyError
-        from ..loader import load_text
-        from ..plan import Plan
-        from ..state import LabState
+        from ..core import lab as labops
+        from ..core.errors import ApplyError, TopologyError
+        from ..core.loader import load_text
+        from ..core.plan import Plan
+        from ..core.state import LabState
         generation = record["generation"]
         report = {"host": self.host, "generation": generation, "revision": revision, "pid": os.getpid()}
         started = time.monotonic()
@@ -201,7 +203,7 @@ class Agent:
         del self.pending[lab]
 
     def remove(self, lab: str) -> None:
-        from .. import lab as labops
+        from ..core import lab as labops
         try:
             labops.down(lab, marked=[])     # by this machine's state only, never by marks:
             log(f"lab {lab}: removed (its plan is gone from etcd)")   # hosts may share /run/netns
@@ -240,7 +242,7 @@ class Agent:
 def _refuse_foreign(lab: str, name: str, plan) -> None:
     """A plan from etcd touches only its own lab's namespaces (etcd is an input, not a
     source of trust: a step naming another namespace is refused, not applied)."""
-    from ..errors import ApplyError
+    from ..core.errors import ApplyError
     from .partition import NS_FIELDS
     if not (lab == name == plan.lab):
         raise ApplyError(f"plan for lab {lab} names lab {plan.lab} / {name}")
@@ -253,14 +255,14 @@ def _refuse_foreign(lab: str, name: str, plan) -> None:
 
 def _ours(lab: str) -> bool:
     """A lab in this machine's state that an agent made (single-host labs are left alone)."""
-    from ..state import LabState
+    from ..core.state import LabState
     st = LabState.load(lab)
     return st is not None and "multihost" in st.extras or (
         st is not None and st.plan.meta.get("multihost") is not None)
 
 
 def main(endpoints: str, host: str, underlay: str | None, state_dir: str | None, ttl: int) -> None:
-    from ..lab import require_root
+    from ..core.lab import require_root
     require_root("agent")
     if state_dir:
         os.environ["NETLAB_STATE_DIR"] = state_dir

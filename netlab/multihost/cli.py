@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..errors import ApplyError
+from ..core.errors import ApplyError
 from .store import Store, StoreError, parse_endpoints
 
 ETCD_HELP = "etcd client URLs, comma-separated (a lab across hosts); also NETLAB_ETCD."
@@ -97,11 +97,8 @@ def status(endpoints: str, lab: str | None, as_json: bool) -> None:
 @_guard
 def check(endpoints: str, lab: str, declared, as_json: bool, junit: str | None, wait: float,
           parallel: int) -> None:
-    from ..checks import report
+    from ..core import hooks
     from .controller import check as controller_check
-    results, seconds = controller_check(connect(endpoints), lab, declared, wait, parallel)
-    if junit:
-        with open(junit, "w") as f:
-            f.write(report.to_junit(lab, results))
-    click.echo(report.to_json(lab, results, seconds) if as_json else report.table(lab, results, seconds))
-    sys.exit(0 if all(r.ok for r in results) else 1)
+    results, seconds, meta, declared = controller_check(connect(endpoints), lab, declared, wait, parallel)
+    report = hooks.registry().provider("report_checks")
+    sys.exit(0 if report(lab, meta, declared, results, seconds, as_json, junit) else 1)

@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import ApplyError
-from ..model import Topology
-from ..plan import Plan
+from ..core.errors import ApplyError
+from ..core.model import Topology
+from ..core.plan import Plan
 from . import store as keys
 from .partition import Underlay, split
 from .placement import place
@@ -75,7 +75,7 @@ def say(message: str) -> None:
 
 
 def up(store: Store, topo: Topology, timeout: float = 300.0, progress: Callable = say) -> UpReport:
-    from ..compiler import compile_topology
+    from ..core.compiler import compile_topology
     started = time.monotonic()
     hosts = live_hosts(store)
     old = read_spec(store, topo.name)
@@ -94,7 +94,7 @@ def up(store: Store, topo: Topology, timeout: float = 300.0, progress: Callable 
     gone = sorted(_hosts_holding(store, topo.name) - set(used))
     record = {"generation": generation, "placement": placement, "vnis": parts.vnis,
               "dns_host": parts.dns_host, "hosts": used, "meta": parts.plans[used[0]].meta,
-              "source": topo.source, "yaml": source_text, "checks": topo.checks}
+              "source": topo.source, "yaml": source_text, "checks": topo.sections.get("checks")}
     puts = {keys.plan_key(h, topo.name): keys.pack({"generation": generation, "plan": p.to_dict(),
                                                     "yaml": source_text, "source": topo.source})
             for h, p in parts.plans.items()}
@@ -275,24 +275,23 @@ def status(store: Store, lab: str | None = None) -> dict:
 
 def check(store: Store, lab: str, declared: list | None, wait: float, parallel: int,
           timeout: float = 120.0):
-    """Ask every host of the lab to run its share; (results in order, seconds)."""
-    from ..checks.labinfo import LabView
-    from .checks import merge, specs_of
+    """Ask every host of the lab to run its share: (results in order as dicts, seconds,
+    the lab's meta, the checks run: the declared ones, or None for the defaults)."""
+    from .checks import merge, sources
     spec_raw, spec_revision = store.get_with_revision(keys.spec_key(lab))
     if spec_raw is None:
         raise ApplyError(f"lab {lab} is not deployed across hosts (no record in etcd)")
     spec = keys.unpack(spec_raw)
     declared = declared if declared is not None else spec.get("checks")
-    view = LabView.from_meta(lab, spec["meta"])
-    specs = specs_of(declared, view)
+    srcs = sources(lab, spec["meta"], declared)
     started = time.monotonic()
     request = {"id": uuid.uuid4().hex, "checks": declared, "wait": wait, "parallel": parallel,
                "revision": spec_revision}
-    hosts = sorted({spec["placement"][s.src] for s in specs})
+    hosts = sorted({spec["placement"][s] for s in srcs})
     store.transaction({keys.check_request_key(h, lab): keys.pack(request) for h in hosts})
     replies: dict[str, list[dict]] = {}
     missing: dict[str, str] = {}
-    deadline = time.monotonic() + timeout + wait * max(1, len(specs))
+    deadline = time.monotonic() + timeout + wait * max(1, len(srcs))
     prefix = f"{keys.ROOT}labs/{lab}/checks/"
     while len(replies) < len(hosts):
         revision, kvs = store.get_prefix(prefix)
@@ -315,4 +314,4 @@ def check(store: Store, lab: str, declared: list | None, wait: float, parallel: 
             break
         if waiting:
             store.wait_for_change(prefix, revision, POLL)
-    return merge(specs, replies, missing), time.monotonic() - started
+    return merge(srcs, replies, missing), time.monotonic() - started, spec["meta"], declared

@@ -18,7 +18,7 @@ import dataclasses
 import zlib
 from dataclasses import dataclass, field
 
-from ..plan import Bridge, Namespace, Plan, Step, Veth
+from ..core.plan import Bridge, Namespace, Plan, Step, Veth
 from .stitch import StitchLink, StitchSegment, overhead
 
 NS_FIELDS = ("ns", "peer_ns", "lab_ns", "netns")

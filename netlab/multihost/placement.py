@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ApplyError, Problems
-from ..model import Topology
+from ..core.errors import ApplyError, Problems
+from ..core.model import Topology
 
 # Kubernetes node names are DNS subdomains; a host's lab namespace `<lab>--<host>` must
 # stay within a file name's 255 bytes.
@@ -24,7 +24,7 @@ HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,238}[a-z0-9])?$")
 
 def parse_hosts(topo: Topology, problems: Problems) -> dict[str, str]:
     """{node: host} from the file's `hosts:` section; problems are located lines."""
-    raw = topo.hosts
+    raw = topo.sections.get("hosts")
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -84,3 +84,9 @@ def place(topo: Topology, live_hosts: list[str], previous: dict[str, str] | None
         placement[node] = host
         load[host] += 1
     return {node: placement[node] for node in topo.nodes}
+
+
+def validate(topo, problems) -> None:
+    """Hook: a bad `hosts:` section is a located error even for a one-host `up`."""
+    if topo.sections.get("hosts") is not None:
+        parse_hosts(topo, problems)

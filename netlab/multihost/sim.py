@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from .. import kernel
+from ..core import kernel
 
 SUBNET = "10.88.{}.{}"
 

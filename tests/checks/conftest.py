@@ -6,8 +6,8 @@ import pytest
 from netlab.checks.labinfo import LabView
 from netlab.checks.runner import run_checks
 from netlab.checks.spec import parse_checks
-from netlab.errors import Problems
-from netlab.state import LabState
+from netlab.core.errors import Problems
+from netlab.core.state import LabState
 
 # pc1, pc2 --lan-- gw --wan-- isp (responders); lone on a segment nobody routes to
 LAB = """

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
-from netlab.cli import main
+from netlab.core.cli import main
 
 from .conftest import lab_text
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.backends.busybox_image import IMAGE, build_image, find_busybox
 from tests.conftest import unavailable
+from tests.containers.busybox_image import IMAGE, build_image, find_busybox
 
 from .conftest import run
 
@@ -57,7 +57,7 @@ def test_every_layer_to_and_from_a_container(image, deploy):
 def test_ipv6_and_all_pairs_in_rounds_reach_into_a_container(image, deploy, monkeypatch):
     from netlab.checks import matrix, neigh
     from netlab.checks.labinfo import LabView
-    from netlab.state import LabState
+    from netlab.core.state import LabState
     deploy(LAB)
     results = run("ck-box", [
         {"ping": {"from": "pc1", "to": "box", "ip": 6}},

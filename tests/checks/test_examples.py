@@ -10,7 +10,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from netlab.cli import main
+from netlab.core.cli import main
 from tests.conftest import have_docker, unavailable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,8 +48,8 @@ def test_example_passes_its_checks(path, deploy, tmp_path):
     if images and not have_docker():
         unavailable("needs a running Docker engine")
     for image in images:
-        if not image_present(image):       # no registry here; tests/backends covers web.yml
-            pytest.skip(f"needs the image {image} (docker pull it); tests/backends/test_docker.py "
+        if not image_present(image):       # no registry here; tests/containers covers web.yml
+            pytest.skip(f"needs the image {image} (docker pull it); tests/containers/test_runtime.py "
                         f"runs this example with a local stand-in")
     if re.search(r"type:\s*(gre|gretap)\b", text) and os.environ.get("NETLAB_FULL_KERNEL") != "1":
         pytest.skip("GRE needs the full-kernel VM (tests/vm/run)")

@@ -19,10 +19,10 @@ import subprocess
 import pytest
 import yaml
 
-from netlab import responder
 from netlab.checks import l2, netio
 from netlab.checks.spec import parse_checks
-from netlab.errors import Problems
+from netlab.core import responder
+from netlab.core.errors import Problems
 
 from ..conftest import module_lab, nsexec
 from .conftest import one, run

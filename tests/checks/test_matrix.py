@@ -8,8 +8,8 @@ from netlab.checks import matrix as M
 from netlab.checks import neigh
 from netlab.checks.labinfo import LabView
 from netlab.checks.neigh import Entry
-from netlab.generate import lan
-from netlab.state import LabState
+from netlab.core.generate import lan
+from netlab.core.state import LabState
 
 from ..conftest import module_lab, nsexec
 

@@ -12,9 +12,9 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from netlab import kernel
-from netlab.errors import TopologyError
-from netlab.state import LabState
+from netlab.core import kernel
+from netlab.core.errors import TopologyError
+from netlab.core.state import LabState
 from tests.conftest import nsexec
 
 from .conftest import one, run
@@ -302,8 +302,8 @@ def test_ipv6_ping_tcp_udp(deploy):
     assert [(r.spec.label, r.detail) for r in results if not r.ok] == []
     assert results[0].detail.startswith("2001:db8:71:3::2: 3/3 replies")
     assert "no route (v6) from r1" in results[-1].detail
-    from netlab.checks.matrix import all_pairs
     from netlab.checks.labinfo import LabView
+    from netlab.checks.matrix import all_pairs
     matrix = all_pairs(LabView.from_meta(name, LabState.load(name).plan.meta))
     assert matrix.reachable == 6 and not matrix.failed
     assert matrix.families() == {4: (2, 2), 6: (6, 6)}       # pc1 <-> r1 in both, sensor v6 only

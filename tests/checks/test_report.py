@@ -8,7 +8,7 @@ from netlab.checks import report
 from netlab.checks.matrix import Matrix
 from netlab.checks.result import Outcome, Result, judge
 from netlab.checks.spec import parse_checks
-from netlab.errors import Problems
+from netlab.core.errors import Problems
 
 
 def results() -> list[Result]:

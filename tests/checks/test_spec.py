@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from netlab.checks.spec import millis, parse_checks, percent, split_target
-from netlab.compiler import compile_topology
-from netlab.errors import Problems, TopologyError
-from netlab.loader import load_text
+from netlab.core.compiler import compile_topology
+from netlab.core.errors import Problems, TopologyError
+from netlab.core.loader import load_text
 
 from .conftest import lab_text
 

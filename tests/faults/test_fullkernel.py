@@ -7,11 +7,10 @@ import statistics
 
 import pytest
 
-from tests.conftest import module_lab
-
-from netlab import lab as labops
+from netlab.core import lab as labops
+from netlab.core.loader import load_file
 from netlab.faults import ops, probe
-from netlab.loader import load_file
+from tests.conftest import module_lab
 
 from .test_kernel import within
 from .traffic import primed, udp_burst

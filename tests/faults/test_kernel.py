@@ -11,14 +11,13 @@ import subprocess
 
 import pytest
 
-from tests.conftest import module_lab
-
-from netlab import kernel
-from netlab import lab as labops
-from netlab.errors import ApplyError
+from netlab.core import kernel
+from netlab.core import lab as labops
+from netlab.core.errors import ApplyError
+from netlab.core.loader import load_text
+from netlab.core.state import lab_dir
 from netlab.faults import driver, ops, probe
-from netlab.loader import load_text
-from netlab.state import lab_dir
+from tests.conftest import module_lab
 
 from ..conftest import nsexec
 from . import traffic

@@ -3,11 +3,19 @@ from __future__ import annotations
 
 import pytest
 
-from netlab.errors import Problems, TopologyError
-from netlab.faults.model import (BadValue, FaultSet, Impairment, fmt_rate, fmt_time, parse_percent,
-                                 parse_rate, parse_time)
+from netlab.core.errors import Problems, TopologyError
+from netlab.core.loader import load_text
+from netlab.faults.model import (
+    BadValue,
+    FaultSet,
+    Impairment,
+    fmt_rate,
+    fmt_time,
+    parse_percent,
+    parse_rate,
+    parse_time,
+)
 from netlab.faults.scenario import Down, Impair, Partition, parse_scenario, perform
-from netlab.loader import load_text
 
 LAB = """
 name: ftm
@@ -103,7 +111,7 @@ def test_keep_only_drops_faults_on_vanished_interfaces():
 def test_file_scenarios_load():
     topo = load_text(LAB % "  wan:\n    - {link: 'a:p0', loss: 10%, delay: 50ms, jitter: 5ms, rate: 2mbit}\n"
                            "  split:\n    - {partition: [[a], [b]]}\n")
-    assert set(topo.faults) == {"wan", "split"}
+    assert set(topo.sections["faults"]) == {"wan", "split"}
 
 
 @pytest.mark.parametrize("body,message", [

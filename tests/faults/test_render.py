@@ -2,10 +2,10 @@
 nft rules and qdiscs it renders to (no root needed)."""
 from __future__ import annotations
 
-from netlab.compiler import compile_topology
+from netlab.core.compiler import compile_topology
+from netlab.core.loader import load_text
 from netlab.faults.model import FaultSet, Impairment
 from netlab.faults.render import LabFacts, TcSpec, nft_script, render
-from netlab.loader import load_text
 
 TOPO = """
 name: ftr

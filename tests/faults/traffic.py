@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from netlab import kernel
+from netlab.core import kernel
 
 HEADER = struct.Struct("!IQ")           # sequence number, send time (ns, CLOCK_MONOTONIC)
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from netlab import kernel
+from netlab.core import kernel
 from netlab.multihost.sim import SimCluster
 from tests.conftest import unavailable
 

@@ -130,7 +130,7 @@ def test_a_broken_copy_fails_validation(break_it, field, unknown_field):
 # -- (c) the args are flags `netlab agent` has ----------------------------------------------
 
 def test_the_args_name_only_flags_that_netlab_agent_accepts():
-    from netlab.cli import main
+    from netlab.core.cli import main
     result = CliRunner().invoke(main, ["agent", "--help"])
     assert result.exit_code == 0, (f"`netlab agent --help` failed (exit {result.exit_code}): "
                                    f"{result.output.strip()}")

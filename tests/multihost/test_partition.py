@@ -8,13 +8,13 @@ import pathlib
 
 import pytest
 
-from netlab.compiler import compile_topology
-from netlab.errors import ApplyError
-from netlab.loader import load_file, load_text
+from netlab.core.compiler import compile_topology
+from netlab.core.errors import ApplyError
+from netlab.core.loader import load_file, load_text
+from netlab.core.plan import Namespace, Plan, Veth
 from netlab.multihost.partition import Underlay, split
 from netlab.multihost.placement import place
 from netlab.multihost.stitch import StitchLink, StitchSegment
-from netlab.plan import Namespace, Plan, Veth
 
 ROOT = pathlib.Path(__file__).parent.parent.parent
 GOLDEN = pathlib.Path(__file__).parent / "golden"

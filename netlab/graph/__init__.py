@@ -1,0 +1,13 @@
+"""`netlab graph FILE`: the topology drawn as Mermaid or Graphviz dot.
+
+  draw  the drawing (nodes, networks, links; other features add edges through the hook
+        graph_edges), its Mermaid and dot text, and the command
+"""
+from __future__ import annotations
+
+from ..core.hooks import Feature
+
+FEATURE = Feature(
+    name="graph",
+    commands={"graph": "draw:graph_command"},
+)
