@@ -1,7 +1,7 @@
 """netlab: container network labs from a YAML topology.
 
 The package composes itself: the core (netlab.core) runs the pipeline, and the features
-listed in netlab.features plug into it through the registry (netlab.core.hooks), which
+declared in netlab.features plug into it through the registry (netlab.core.hooks), which
 imports a feature's modules only when they are used.
 """
 from .core import hooks as _hooks

@@ -7,15 +7,6 @@ runner (bounded concurrency, wait budget), report (table, JSON, JUnit), defaults
 remote (checks as plain data for other features: the multihost agents run them).
 
 Hooks: validate; check_sources, run_checks and report_checks (provided to other features).
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="checks",
-    owns={"topology": {"checks": "list"}},
-    commands={"check": "cli:check"},
-    hooks={"validate": "spec:validate", "check_sources": "remote:check_sources",
-           "run_checks": "remote:run_checks", "report_checks": "remote:report_checks"},
-)

@@ -5,14 +5,6 @@ namespace steps, `exec:` commands, and container state in status.
   runtime  the node runtime "container": containers made and wired in parallel, found
            by their labels (netlab.lab, netlab.node) also when state is lost
   kernel   hooks after_up (exec:, gratuitous ARP of re-wired nodes) and status
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="containers",
-    runtimes={"container": "runtime:RUNTIME"},
-    kernel=("runtime",),
-    hooks={"validate": "spec:validate", "after_up": "kernel:after_up", "status": "kernel:status"},
-)

@@ -1,17 +1,17 @@
 """The hooks a feature may implement, each written once here with its contract, and the
 registry that finds them.
 
-A feature is a package `netlab/<name>/` whose `__init__.py` holds one declaration,
-`FEATURE = Feature(...)`: the topology keys it owns, the features whose facts it reads
-(`after`), its step types, kernel modules, node runtimes, commands and hooks, each named
-as "module:function" inside the package. The registry reads the declarations (cheap: no
-feature module is imported), checks them (unknown hooks, keys, step types or commands
-claimed twice, `after` naming an unknown feature, cycles), orders the features, and imports
-a feature's module only when one of its hooks, steps, commands or runtimes is first used.
-A hook's parameters are checked against its spec when it is resolved (and for every hook
-at once by `Registry.verify`, which the tests run).
+A feature is a package `netlab/<name>/` declared by a `Feature(...)`: the topology keys it
+owns, the features whose facts it reads (`after`), its step types, kernel modules, node
+runtimes, commands and hooks, each named as "module:function" inside the package. The
+declarations are data (netlab/features.py holds netlab's): the registry checks them when
+it is built (unknown hooks, keys, step types or commands claimed twice, `after` naming an
+unknown feature, cycles), orders the features, and imports a feature's module only when
+one of its hooks, steps, commands or runtimes is first used. A hook's parameters are
+checked against its spec when it is resolved (for every hook at once by
+`Registry.verify`, which the tests run).
 
-The core imports no feature: the list of features is installed with `use()` (the netlab
+The core imports no feature: the declarations are installed with `use()` (the netlab
 package installs `netlab.features.FEATURES` when it is imported).
 
 Pure: standard library only.
@@ -73,8 +73,9 @@ PLACES = ("topology", "node")           # where an owned key sits in the file
 
 @dataclass(frozen=True)
 class Feature:
-    """A feature's declaration. Module paths are relative to the feature's package
-    ("spec:validate" in netlab.nft is netlab.nft.spec:validate)."""
+    """A feature's declaration. Module paths are relative to the feature's package,
+    netlab.<name> unless `package` says otherwise ("spec:validate" of nft is
+    netlab.nft.spec:validate)."""
     name: str
     owns: dict[str, dict[str, str]] = field(default_factory=dict)   # place -> key -> shape
     after: tuple[str, ...] = ()
@@ -83,7 +84,7 @@ class Feature:
     runtimes: dict[str, str] = field(default_factory=dict)  # node runtime -> "module:attr"
     commands: dict[str, str] = field(default_factory=dict)  # command -> "module:attr"
     hooks: dict[str, str] = field(default_factory=dict)     # hook -> "module:function"
-    package: str = ""                                       # set by the registry
+    package: str = ""                                       # default: netlab.<name>
 
 
 class RegistryError(Exception):
@@ -108,22 +109,10 @@ class Registry:
     plan's text is the same on every run)."""
 
     def __init__(self, features: list[Feature]):
+        features = [f if f.package else _with_package(f, f"netlab.{f.name}") for f in features]
         self.features = _ordered(_checked(features))
         self.by_name = {f.name: f for f in self.features}
         self._resolved: dict[str, list[Callable]] = {}
-
-    @classmethod
-    def from_packages(cls, packages: list[str]) -> Registry:
-        """Read `FEATURE` from each package ("nft" is netlab.nft; a dotted name is used
-        as it is, for features outside netlab)."""
-        features = []
-        for name in packages:
-            package = name if "." in name else f"netlab.{name}"
-            declared = getattr(importlib.import_module(package), "FEATURE", None)
-            if not isinstance(declared, Feature):
-                raise RegistryError(f"feature package {package} has no FEATURE = Feature(...) declaration")
-            features.append(_with_package(declared, package))
-        return cls(features)
 
     # -- hooks ---------------------------------------------------------------------------
     def hooks(self, name: str) -> list[Callable]:
@@ -264,14 +253,14 @@ def _ordered(features: list[Feature]) -> list[Feature]:
     return done
 
 
-_packages: list[str] = []
+_declared: list[Feature] = []
 _registry: Registry | None = None
 
 
-def use(packages: list[str]) -> None:
-    """Install the features of this run (by package name); built on first use."""
-    global _packages, _registry
-    _packages, _registry = list(packages), None
+def use(features: list[Feature]) -> None:
+    """Install the features of this run; the registry is built on first use."""
+    global _declared, _registry
+    _declared, _registry = list(features), None
 
 
 def install(registry: Registry | None) -> Registry | None:
@@ -284,5 +273,5 @@ def install(registry: Registry | None) -> Registry | None:
 def registry() -> Registry:
     global _registry
     if _registry is None:
-        _registry = Registry.from_packages(_packages)
+        _registry = Registry(_declared)
     return _registry

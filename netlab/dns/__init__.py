@@ -7,18 +7,6 @@ names, resolvers for every node, and the `dns:` section (records, ttl, off).
   server     the dns-listen, dns-zone and dns-server steps: dnsmasq by PID
   resolv     the dns-client step: /etc/netns/<ns>/resolv.conf and hosts, container /etc
   lifecycle  hooks after_up (restart a dead server), teardown, status
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="dns",
-    owns={"topology": {"dns": "any"}},
-    steps={"dns-listen": "server", "dns-zone": "server", "dns-server": "server",
-           "dns-client": "resolv"},
-    kernel=("server", "resolv"),
-    hooks={"validate": "compile:validate", "compile": "compile:compile",
-           "after_up": "lifecycle:after_up", "teardown": "lifecycle:teardown",
-           "status": "lifecycle:status"},
-)

@@ -15,7 +15,6 @@ import grp
 import os
 import shutil
 import signal
-import subprocess
 import time
 from typing import ClassVar
 
@@ -151,6 +150,7 @@ def start(s: DnsServer) -> dict:
     _remove(paths["pid"])
     # dnsmasq daemonizes: adopted, it is this process's child (not PID 1's) while this
     # process lives, so a lab brought up and down in one process reaps it at once
+    import subprocess                   # here: `netlab down` starts nothing
     with kernel.entered(s.lab_ns), adopting():
         try:
             done = subprocess.run([binary, f"--conf-file={paths['conf']}"], capture_output=True,

@@ -12,14 +12,6 @@ faults recorded in a lab's state (`extras["faults"]`). Modules:
   cli       `netlab fault ...`
 
 Hooks: validate (scenario), after_up and status (ops).
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="faults",
-    owns={"topology": {"faults": "mapping"}},
-    commands={"fault": "cli:fault"},
-    hooks={"validate": "scenario:validate", "after_up": "ops:after_up", "status": "ops:status"},
-)

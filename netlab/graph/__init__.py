@@ -2,12 +2,6 @@
 
   draw  the drawing (nodes, networks, links; other features add edges through the hook
         graph_edges), its Mermaid and dot text, and the command
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="graph",
-    commands={"graph": "draw:graph_command"},
-)

@@ -16,16 +16,6 @@ ordinary apply engine and state, then reports back. Modules:
 - cli:       the click commands
 
 Hooks: validate (placement), extend_command (options).
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="multihost",
-    owns={"topology": {"hosts": "any"}},
-    steps={"stitch-segment": "stitch", "stitch-link": "stitch"},
-    kernel=("stitch",),
-    commands={"agent": "cli:agent"},
-    hooks={"validate": "placement:validate", "extend_command": "options:extend_command"},
-)

@@ -7,18 +7,6 @@
   kernel   applies a ruleset atomically in the node (libnftables, or `nft -f`), reads
            counters; hooks after_up, status
   cli      `netlab rules`
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="nft",
-    owns={"node": {"nat": "any", "firewall": "any"}},
-    after=("dns",),
-    steps={"nft": "compile"},
-    kernel=("kernel",),
-    commands={"rules": "cli:rules"},
-    hooks={"validate": "spec:validate", "compile": "compile:compile",
-           "after_up": "kernel:after_up", "status": "kernel:status"},
-)

@@ -5,13 +5,14 @@ Pure: no root, no kernel.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..core.errors import Problems
-from ..core.model import Topology
 from ..core.plan import Step, step
+
+if TYPE_CHECKING:
+    from ..core.model import Topology
 
 
 @step
@@ -27,6 +28,7 @@ class NftRuleset(Step):
 
     def describe(self) -> str:
         rules = sum(1 for line in self.ruleset.splitlines() if 'comment "' in line)
+        import hashlib                  # here: reading a state (netlab down) needs no digest
         digest = hashlib.sha1(self.ruleset.encode()).hexdigest()[:8]
         return f"nft     {self.ns:<24} table inet netlab: {rules} rules ({digest})"
 

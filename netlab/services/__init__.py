@@ -5,16 +5,6 @@ program is netlab.core.responder) run inside it from `up` to `down`.
   compile  the `service` step, one per node (hook compile)
   kernel   the step's executor: the responder process by PID; hooks after_up (restart
            what died), teardown (stop by PID), status
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="services",
-    owns={"node": {"services": "list"}},
-    steps={"service": "compile"},
-    kernel=("kernel",),
-    hooks={"validate": "spec:validate", "compile": "compile:compile", "after_up": "kernel:after_up",
-           "teardown": "kernel:teardown", "status": "kernel:status"},
-)

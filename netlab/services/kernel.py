@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
 import sys
 import time
 
@@ -22,6 +21,7 @@ READY_TIMEOUT = 10.0
 
 def spawn(lab: str, s: Service) -> dict:
     """Start the responder in the node and wait until it listens (or says why it can't)."""
+    import subprocess                   # here: `netlab down` starts nothing
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     os.makedirs(state.lab_dir(lab), exist_ok=True)

@@ -7,17 +7,6 @@
             compile)
   kernel    the executors and the kernel-support probe (hooks preflight, status)
   draw      tunnels in `netlab graph` (hook graph_edges)
+
+Declared (keys, steps, hooks, commands) in netlab/features.py.
 """
-from __future__ import annotations
-
-from ..core.hooks import Feature
-
-FEATURE = Feature(
-    name="tunnels",
-    owns={"topology": {"tunnels": "list"}},
-    steps={"tunnel": "steps", "bridge-port": "steps"},
-    kernel=("kernel",),
-    hooks={"validate": "spec:validate", "interfaces": "compile:interfaces",
-           "compile": "compile:compile", "preflight": "kernel:preflight",
-           "status": "kernel:status", "graph_edges": "draw:graph_edges"},
-)

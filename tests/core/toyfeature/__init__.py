@@ -7,6 +7,7 @@ from netlab.core.hooks import Feature
 
 FEATURE = Feature(
     name="toy",
+    package="tests.core.toyfeature",
     owns={"node": {"toy": "list"}, "topology": {"banner": "any"}},
     steps={"toy": "compile"},
     hooks={"validate": "compile:validate", "compile": "compile:compile"},
