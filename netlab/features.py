@@ -97,6 +97,6 @@ FEATURES: list[Feature] = [
     # netlab graph
     Feature(
         name="graph",
-        commands={"graph": "draw:graph_command"},
+        commands={"graph": "cli:graph_command"},
     ),
 ]

@@ -1,4 +1,4 @@
-"""Draw a topology: `netlab graph FILE --format mermaid|dot [-o FILE.svg]`.
+"""Draw a topology as Mermaid or Graphviz dot (`netlab graph`, in cli.py).
 
 Pure: the picture comes from the compiled plan (the addresses netlab would assign), so
 it needs no root and touches nothing. Nodes, networks (one vertex per L2 segment),
@@ -156,49 +156,3 @@ def graphviz(dot_text: str, fmt: str) -> bytes:
     if done.returncode != 0:
         raise RuntimeError(done.stderr.decode(errors="replace").strip() or f"dot exited {done.returncode}")
     return done.stdout
-
-
-# -- command line --------------------------------------------------------------------------
-
-def _command():
-    import os
-    import sys
-
-    import click
-
-    @click.command(name="graph")
-    @click.argument("file", type=click.Path(dir_okay=False))
-    @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
-                  show_default=True, help="Text format (an -o ending in .svg/.png/.pdf always uses dot).")
-    @click.option("-o", "--output", type=click.Path(dir_okay=False),
-                  help="Write here instead of stdout; .svg, .png or .pdf run Graphviz's dot.")
-    def graph(file, fmt, output):
-        """Draw the topology: nodes, networks, links and tunnels with addresses."""
-        from ..core.cli import _load
-        topo = _load(file)
-        ext = os.path.splitext(output or "")[1].lstrip(".").lower()
-        if ext in GRAPHVIZ_FORMATS:
-            try:
-                data = graphviz(render(topo, "dot"), ext)
-            except FileNotFoundError:
-                click.echo(f"netlab: -o {output}: Graphviz is not installed (apt-get install graphviz); "
-                           "use --format dot or mermaid for text", err=True)
-                sys.exit(1)
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                click.echo(f"netlab: dot failed: {e}", err=True)
-                sys.exit(1)
-            with open(output, "wb") as f:
-                f.write(data)
-            click.echo(f"wrote {output}", err=True)
-            return
-        text = render(topo, fmt)
-        if output:
-            with open(output, "w") as f:
-                f.write(text)
-        else:
-            click.echo(text, nl=False)
-
-    return graph
-
-
-graph_command = _command()
