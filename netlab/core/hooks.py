@@ -33,7 +33,8 @@ class HookSpec:
 
 HOOKS: dict[str, HookSpec] = {h.name: h for h in (
     HookSpec("validate", ("topo", "problems"),
-             "load: check the sections the feature owns, adding located problems"),
+             "load: check the sections the feature owns, adding located problems; what it returns "
+             "(its typed spec, or None) is kept in topo.specs[<feature>] for its compile (parse once)"),
     HookSpec("interfaces", ("topo", "compiled"),
              "compile, before routes: add interfaces routing must see (gre)"),
     HookSpec("compile", ("topo", "compiled", "plan"),
@@ -112,15 +113,19 @@ class Registry:
         features = [f if f.package else _with_package(f, f"netlab.{f.name}") for f in features]
         self.features = _ordered(_checked(features))
         self.by_name = {f.name: f for f in self.features}
-        self._resolved: dict[str, list[Callable]] = {}
+        self._resolved: dict[str, list[tuple[str, Callable]]] = {}
 
     # -- hooks ---------------------------------------------------------------------------
     def hooks(self, name: str) -> list[Callable]:
         """The implementations of a hook, in feature order, imported on first use."""
+        return [fn for _, fn in self.named_hooks(name)]
+
+    def named_hooks(self, name: str) -> list[tuple[str, Callable]]:
+        """(feature, implementation) of a hook, in feature order."""
         found = self._resolved.get(name)
         if found is None:
             spec = _spec(name)
-            found = [_verified(f, spec, _load(f.package, f.hooks[name]))
+            found = [(f.name, _verified(f, spec, _load(f.package, f.hooks[name])))
                      for f in self.features if name in f.hooks]
             self._resolved[name] = found
         return found

@@ -206,8 +206,10 @@ def build(raw: dict) -> Topology:
         _check_addresses(topo, problems)
         _check_gateways(topo, problems)
     if not problems:
-        for validate in hooks.registry().hooks("validate"):
-            validate(topo, problems)
+        for feature, validate in hooks.registry().named_hooks("validate"):
+            spec = validate(topo, problems)
+            if spec is not None:
+                topo.specs[feature] = spec
     problems.raise_if_any()
     return topo
 

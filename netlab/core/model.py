@@ -81,6 +81,8 @@ class Topology:
     nodes: dict[str, Node] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)   # owned by features, by key
+    specs: dict[str, Any] = field(default_factory=dict)      # what each feature's validate
+                                                              # parsed them into, by feature
     source: str | None = None           # path of the file it came from
 
     def netns(self, node: str) -> str:

@@ -46,13 +46,12 @@ def dns_servers(plan) -> list[str]:
 
 
 def compile(topo: Topology, compiled, plan) -> None:  # noqa: A001 (the hook's name)
-    from .render import (
-        render,  # here: reading a state (netlab down) loads the step alone
-    )
+    from .render import render      # here: reading a state (netlab down) loads the step alone
     from .spec import parse_node
+    specs = topo.specs.get("nft")      # parsed by validate; a topology made without the loader has none
     dns = dns_servers(plan)
     for node in topo.nodes.values():
-        spec = parse_node(topo, node, Problems())
+        spec = specs.get(node.name) if specs is not None else parse_node(topo, node, Problems())
         if spec is None:
             continue
         plan.add(NftRuleset(ns=topo.netns(node.name), node=node.name,

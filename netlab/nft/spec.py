@@ -405,6 +405,11 @@ def parse_node(topo: Topology, node: Node, problems: Problems) -> NodeSpec | Non
 
 # ---------------------------------------------------------------- the hook
 
-def validate(topo: Topology, problems: Problems) -> None:
+def validate(topo: Topology, problems: Problems) -> dict[str, NodeSpec]:
+    """Every node's nat and firewall, parsed once: compile renders these."""
+    specs = {}
     for node in topo.nodes.values():
-        parse_node(topo, node, problems)
+        spec = parse_node(topo, node, problems)
+        if spec is not None:
+            specs[node.name] = spec
+    return specs

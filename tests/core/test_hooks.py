@@ -74,6 +74,7 @@ def with_toy_feature():
 
 def test_a_feature_outside_netlab_loads_validates_and_compiles(with_toy_feature):
     topo = load_text("name: toy\nnodes:\n  a: {toy: [hello, world]}\nbanner: hi\n")
+    assert topo.specs["toy"] == {"a": ("hello", "world")}      # what validate returned
     plan, _ = compile_topology(topo)
     assert [s.describe() for s in plan.steps if s.type == "toy"] == ["toy     toy-a hello, world (hi)"]
     assert plan.meta["toy"] == {"nodes": ["a"]}
@@ -83,6 +84,12 @@ def test_a_feature_outside_netlab_loads_validates_and_compiles(with_toy_feature)
     with pytest.raises(TopologyError) as info:        # its own validate hook
         load_text("name: toy\nnodes:\n  a: {toy: [x]}\nbanner: [x]\n")
     assert info.value.problems == ["banner: must be text, not a list"]
+
+
+def test_the_spec_validate_parsed_is_kept_for_compile():
+    topo = load_text("name: t\nnetworks: {lan: {subnet: 10.0.0.0/24}}\n"
+                     "nodes:\n  gw: {kind: router, networks: [lan], firewall: {policy: drop}}\n  pc: {networks: [lan]}\n")
+    assert list(topo.specs["nft"]) == ["gw"] and topo.specs["nft"]["gw"].firewall.policies
 
 
 def test_without_the_toy_feature_its_keys_are_unknown():

@@ -20,15 +20,16 @@ class ToyStep(Step):
         return f"toy     {self.ns} {', '.join(self.words)} ({self.banner})"
 
 
-def validate(topo, problems) -> None:
+def validate(topo, problems) -> dict:
+    """The spec compile uses (kept by the core in topo.specs["toy"]): words by node."""
     banner = topo.sections.get("banner")
     if banner is not None and not isinstance(banner, str):
         problems.add("banner", f"must be text, not a {type(banner).__name__}")
+    return {n.name: tuple(n.sections["toy"]) for n in topo.nodes.values() if n.sections.get("toy")}
 
 
 def compile(topo, compiled, plan) -> None:
-    nodes = [n for n in topo.nodes.values() if n.sections.get("toy")]
-    for node in nodes:
-        plan.add(ToyStep(ns=topo.netns(node.name), words=tuple(node.sections["toy"]),
-                         banner=topo.sections.get("banner") or ""))
-    plan.meta["toy"] = {"nodes": [n.name for n in nodes]}
+    words = topo.specs["toy"]
+    for node, said in words.items():
+        plan.add(ToyStep(ns=topo.netns(node), words=said, banner=topo.sections.get("banner") or ""))
+    plan.meta["toy"] = {"nodes": list(words)}
