@@ -2,7 +2,7 @@
 listeners the checker opens in the target when nobody serves the port there.
 
 A temporary listener is a socket made in the target's namespace that takes IPv4 and IPv6
-alike (netlab.responder.listening_socket); if the port is taken (a declared service, or the
+alike (netlab.core.responder.listening_socket); if the port is taken (a declared service, or the
 node's own server), the probe talks to that instead. Probes that need the same temporary
 port on the same node take turns (a lock per port).
 """

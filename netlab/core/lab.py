@@ -16,7 +16,7 @@ from .plan import Namespace, Plan
 from .state import LabState
 
 # `netlab down` imports this module: what only `up`, reconcile or containers need
-# (the compiler, pyroute2, the backends, the Docker runtime) is imported where used.
+# (the compiler, pyroute2, the executors, the Docker runtime) is imported where used.
 if TYPE_CHECKING:
     from . import apply
     from .model import Topology

@@ -1,6 +1,6 @@
 """netlab's own responders, run as one small process inside a node for its `services:`.
 
-    python3 -m netlab.responder --netns NS --node NAME http:80 tcp:9000 udp:7
+    python3 -m netlab.core.responder --netns NS --node NAME http:80 tcp:9000 udp:7
 
 - http:PORT answers every GET/HEAD with 200, a body naming the node and the peer address
   it saw, and the header X-Netlab-Seen.

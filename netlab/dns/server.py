@@ -1,6 +1,6 @@
 """The lab DNS server's steps and executors: the server's addresses on the bridges
 (`dns-listen`), its zone file (`dns-zone`) and the dnsmasq process (`dns-server`). What
-nodes are told (`dns-client`) lives in netlab.backends.resolv.
+nodes are told (`dns-client`) lives in resolv.py.
 
 dnsmasq runs inside the lab namespace `<lab>--lab` (the one holding every bridge), so it
 is on-link on every segment. Its files live in the lab's state directory: dns.conf,

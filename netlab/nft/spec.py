@@ -2,10 +2,9 @@
 to one nftables ruleset per node (table `inet netlab`), carried by an NftRuleset step (compile.py).
 
 Pure: no root, no kernel. This module owns the syntax of the two sections (every unknown
-name reported with its location), the plan step and the feature hooks; `nft_spec` holds
-the typed specs and the selector/port syntax, `nft_render` writes the ruleset text,
-`backends/nft.py` applies it atomically inside the node's namespace, `nft_cli` is
-`netlab rules`.
+name reported with its location) and the validate hook; `syntax` holds the typed specs and
+the selector/port syntax, `compile` the step, `render` writes the ruleset text, `kernel`
+applies it atomically inside the node's namespace, `cli` is `netlab rules`.
 
     nat:
       masquerade: [wan]                         # or [{out: wan, from: lan}]

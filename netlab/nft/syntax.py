@@ -1,8 +1,8 @@
 """Typed NAT/firewall specs and the selector, interface and port syntax they share.
 
 Pure: turns the raw YAML values of a node's `nat:` and `firewall:` into typed values,
-reporting every unknown name with its location. `nft` builds the sections from these;
-`nft_render` reads them.
+reporting every unknown name with its location. `spec` builds the sections from these;
+`render` reads them.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`netlab status` beyond nodes: point-to-point links (with their live state), tunnels,
 active faults and firewall/NAT rule counters, in the JSON and in the table.
 
-A feature module (netlab.features): `status(entry, state)` adds `links` and `faults` to
+A feature (hooks status and status_lines): `status(entry, state)` adds `links` and `faults` to
 a lab's status entry; other features add theirs (`tunnels` by netlab.tunnels, per-node
 `nft` counters by netlab.nft). `status_lines(entry)` turns all of them into table lines
 (the status command prints what every feature's `status_lines` hook returns).

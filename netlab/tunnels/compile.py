@@ -37,7 +37,7 @@ def _iface(compiled: Compiled, node: str, ifname: str) -> Iface:
 
 
 class Ends:
-    """The underlay interface of every tunnel endpoint (netlab.tunnels_underlay chose it
+    """The underlay interface of every tunnel endpoint (tunnels/underlay.py chose it
     and the IP version), with its compiled address."""
 
     def __init__(self, compiled: Compiled, tunnels: list[Tunnel]):
