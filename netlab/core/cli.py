@@ -53,7 +53,9 @@ class Group(click.Group):
     loads the features' commands on first use (so `netlab down` does not pay for them)
     and lets features extend a command (hook extend_command) before it runs."""
 
-    _extended: set[str]
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.extended: set[str] = set()       # commands the extend_command hooks have seen
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(hooks.registry().command_names()))
@@ -66,9 +68,8 @@ class Group(click.Group):
                 return None
             self.add_command(command, name)
         command = self.commands[name]
-        extended = self.__dict__.setdefault("_extended", set())
-        if name not in extended:
-            extended.add(name)
+        if name not in self.extended:
+            self.extended.add(name)
             for extend in registry.hooks("extend_command"):
                 extend(name, command)
         return command
