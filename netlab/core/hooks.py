@@ -19,7 +19,7 @@ Pure: standard library only.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 
@@ -110,10 +110,12 @@ class Registry:
     plan's text is the same on every run)."""
 
     def __init__(self, features: list[Feature]):
-        features = [f if f.package else _with_package(f, f"netlab.{f.name}") for f in features]
+        features = [f if f.package else replace(f, package=f"netlab.{f.name}") for f in features]
         self.features = _ordered(_checked(features))
         self.by_name = {f.name: f for f in self.features}
         self._resolved: dict[str, list[tuple[str, Callable]]] = {}
+        self._owned = {place: {key: shape for f in self.features for key, shape in f.owns.get(place, {}).items()}
+                       for place in PLACES}
 
     # -- hooks ---------------------------------------------------------------------------
     def hooks(self, name: str) -> list[Callable]:
@@ -181,16 +183,11 @@ class Registry:
 
     def owned(self, place: str) -> dict[str, str]:
         """Keys the features own at a place of the file, with the shape each must have."""
-        return {key: shape for f in self.features for key, shape in f.owns.get(place, {}).items()}
+        return self._owned[place]
 
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.features]
-
-
-def _with_package(feature: Feature, package: str) -> Feature:
-    from dataclasses import replace
-    return replace(feature, package=package)
 
 
 def _spec(name: str) -> HookSpec:

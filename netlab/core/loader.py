@@ -194,8 +194,9 @@ def build(raw: dict) -> Topology:
     topo = Topology(name=name, domain=domain)
     _load_networks(topo, _mapping("networks", raw.get("networks"), problems), problems)
     defaults = _mapping("defaults", raw.get("defaults"), problems)
-    _unknown_keys("defaults", defaults, _node_keys() - {"networks"}, problems)
-    _load_nodes(topo, _mapping("nodes", raw.get("nodes"), problems), defaults, problems)
+    node_keys = CORE_NODE_KEYS | set(hooks.registry().owned("node"))
+    _unknown_keys("defaults", defaults, node_keys - {"networks"}, problems)
+    _load_nodes(topo, _mapping("nodes", raw.get("nodes"), problems), defaults, node_keys, problems)
     if not topo.nodes and not problems:
         problems.add("nodes", "a lab needs at least one node")
     _load_links(topo, raw.get("links"), problems)
@@ -235,14 +236,15 @@ def _load_networks(topo: Topology, raw: dict, problems: Problems) -> None:
         )
 
 
-def _load_nodes(topo: Topology, raw: dict, defaults: dict, problems: Problems) -> None:
+def _load_nodes(topo: Topology, raw: dict, defaults: dict, node_keys: set[str], problems: Problems) -> None:
+    owned = hooks.registry().owned("node")
     for node_name, spec in raw.items():
         where = f"nodes.{node_name}"
         if not isinstance(node_name, str) or not OBJ_NAME.match(node_name):
             problems.add(where, "a node name must match ^[a-z][a-z0-9-]{0,31}$")
             continue
         spec = _mapping(where, spec, problems)
-        _unknown_keys(where, spec, _node_keys(), problems)
+        _unknown_keys(where, spec, node_keys, problems)
         merged = {**defaults, **spec}
         node = Node(name=node_name)
 
@@ -273,14 +275,10 @@ def _load_nodes(topo: Topology, raw: dict, defaults: dict, problems: Problems) -
         if not isinstance(privileged, bool):
             problems.add(at("privileged"), "must be true or false")
         node.privileged = privileged is True
-        for key, shape in hooks.registry().owned("node").items():
+        for key, shape in owned.items():
             node.sections[key] = _owned(at(key), key, shape, merged.get(key), problems)
         _load_attachments(topo, node, spec.get("networks"), where, problems)
         topo.nodes[node_name] = node
-
-
-def _node_keys() -> set[str]:
-    return CORE_NODE_KEYS | set(hooks.registry().owned("node"))
 
 
 def _command(where: str, value: Any, problems: Problems) -> list[str]:

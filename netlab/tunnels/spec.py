@@ -41,18 +41,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import Problems
+from .tunnel import KEY_OVERHEAD, KIND6, OVERHEAD, OVERHEAD6, Tunnel  # noqa: F401 (the section's constants)
 from .underlay import parse_family, parse_map, ports, resolve
 
 TYPES = ("vxlan", "gretap", "gre")
 L2_TYPES = ("vxlan", "gretap")
-OVERHEAD = {"vxlan": 50, "gretap": 38, "gre": 24}      # bytes over IPv4, without a key
-OVERHEAD6 = {"vxlan": 70, "gretap": 58, "gre": 44}     # over IPv6 (no encapsulation limit)
-KEY_OVERHEAD = 4
-KIND6 = {"vxlan": "vxlan", "gretap": "ip6gretap", "gre": "ip6gre"}   # the kernel's kinds
 MODULE = {"vxlan": "vxlan", "gretap": "ip_gre", "gre": "ip_gre", "ip6gretap": "ip6_gre",
           "ip6gre": "ip6_gre"}
 VXLAN_PORT = 4789
@@ -61,40 +57,6 @@ KEYS = {"type", "id", "key", "port", "endpoints", "network", "subnet", "subnet6"
         "underlay", "family", "mtu", "ifname"}
 IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 RESERVED = {"lo", "gre0", "gretap0", "erspan0", "tunl0", "sit0", "ip6tnl0", "ip6gre0"}
-
-
-@dataclass
-class Tunnel:
-    """One entry of `tunnels:`, checked."""
-    index: int
-    type: str
-    endpoints: list[str]
-    ifname: str
-    vni: int | None = None
-    key: int | None = None
-    port: int | None = None
-    network: str | None = None
-    subnet: ipaddress.IPv4Network | None = None
-    subnet6: ipaddress.IPv6Network | None = None
-    mtu: int | None = None
-    sites: dict[str, list[str]] = field(default_factory=dict)
-    underlay: dict[str, str] = field(default_factory=dict)   # as the file gives it
-    family: int | None = None           # the underlay's IP version (given, then resolved)
-    ends: dict[str, str] = field(default_factory=dict)       # endpoint -> underlay interface
-
-    @property
-    def where(self) -> str:
-        return f"tunnels[{self.index}]"
-
-    @property
-    def overhead(self) -> int:
-        table = OVERHEAD6 if self.family == 6 else OVERHEAD
-        return table[self.type] + (KEY_OVERHEAD if self.key is not None else 0)
-
-    @property
-    def kind(self) -> str:
-        """The kernel's device kind: ip6gre and ip6gretap over an IPv6 underlay."""
-        return KIND6[self.type] if self.family == 6 else self.type
 
 
 # ---------------------------------------------------------------- reading the section

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.errors import Problems
-
-if TYPE_CHECKING:
-    from .spec import Tunnel
+from .tunnel import Tunnel
 
 FAMILIES = (4, 6)
 SUBNET_KEY = {4: "subnet", 6: "subnet6"}

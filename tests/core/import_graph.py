@@ -3,8 +3,8 @@ checked on it.
 
     python3 -m tests.core.import_graph     # prints the layers; exit 1 on a cycle or a breach
 
-Every import statement counts, function-level ones included; only those under
-`if TYPE_CHECKING:` (annotations, never run) do not.
+Every import statement counts, function-level ones and those under `if TYPE_CHECKING:`
+included.
 
 Rules: netlab.core.* imports only netlab.core.*; a feature package netlab.<f> imports
 netlab.core.* and itself, never another feature; no module takes part in a cycle. The
@@ -40,24 +40,11 @@ def _absolute(name: str, path: pathlib.Path, node: ast.ImportFrom) -> str:
     return ".".join(package + ([node.module] if node.module else []))
 
 
-def _type_checking_only(tree: ast.AST) -> set[int]:
-    """ids of the nodes inside `if TYPE_CHECKING:` blocks: never run, so not imports."""
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
-            skipped |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
-    return skipped
-
-
 def imports_of(name: str, path: pathlib.Path, known: set[str]) -> set[str]:
     """The netlab modules one module imports (a name imported from a package counts as
     the submodule when there is one of that name)."""
     found: set[str] = set()
-    tree = ast.parse(path.read_text())
-    skipped = _type_checking_only(tree)
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom):
